@@ -1,0 +1,146 @@
+//! The HTTP side: Panda's v2 API under `/v2`, the local storage's public
+//! objects under `/storage`, and health checks.
+
+pub mod auth;
+pub mod clouds;
+pub mod encodings;
+pub mod error;
+pub mod params;
+pub mod profiles;
+pub mod request;
+pub mod videos;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::services::ServeDir;
+
+use crate::app::App;
+use error::{ApiError, ApiResult};
+use request::Ctx;
+
+/// The whole HTTP surface of `serve`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v2", any(panda))
+        .route("/v2/", any(panda))
+        .route("/v2/{*rest}", any(panda))
+        .nest_service("/storage", ServeDir::new(app.storage_dir()))
+        .with_state(app)
+}
+
+/// A JSON 200 response.
+pub fn ok(value: serde_json::Value) -> ApiResult<Response> {
+    Ok(axum::Json(value).into_response())
+}
+
+async fn panda(State(app): State<Arc<App>>, req: Request) -> Response {
+    match handle(app, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let (signed_path, segments) = request::split_path(parts.uri.path())?;
+    let query = parts.uri.query().unwrap_or("");
+    let (params, upload) =
+        request::collect(&app, &parts.method, &parts.headers, query, &segments, body).await?;
+    let (account, cloud) = request::authenticate(
+        &app,
+        &parts.method,
+        &parts.headers,
+        &signed_path,
+        &segments,
+        &params,
+    )
+    .await?;
+    let ctx = Ctx {
+        app,
+        method: parts.method,
+        params,
+        account,
+        cloud,
+        upload,
+        segments,
+    };
+    dispatch(ctx).await
+}
+
+async fn dispatch(ctx: Ctx) -> ApiResult<Response> {
+    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    let m = ctx.method.clone();
+    match (m, segs.as_slice()) {
+        (Method::GET, ["videos"]) => videos::list(&ctx).await,
+        (Method::POST, ["videos"]) => videos::create(ctx).await,
+        (Method::GET, ["videos", id]) => videos::show(&ctx, id).await,
+        (Method::DELETE, ["videos", id]) => videos::delete(&ctx, id).await,
+        (Method::GET, ["videos", id, "encodings"]) => videos::encodings(&ctx, id).await,
+        (Method::GET, ["videos", id, "metadata"]) => videos::metadata(&ctx, id).await,
+        (Method::GET, ["encodings"]) => encodings::list(&ctx).await,
+        (Method::POST, ["encodings"]) => encodings::create(&ctx).await,
+        (Method::GET, ["encodings", id]) => encodings::show(&ctx, id).await,
+        (Method::DELETE, ["encodings", id]) => encodings::delete(&ctx, id).await,
+        (Method::POST, ["encodings", id, "cancel"]) => encodings::cancel(&ctx, id).await,
+        (Method::POST, ["encodings", id, "retry"]) => encodings::retry(&ctx, id).await,
+        (Method::GET, ["profiles"]) => profiles::list(&ctx).await,
+        (Method::POST, ["profiles"]) => profiles::create(&ctx).await,
+        (Method::GET, ["profiles", id]) => profiles::show(&ctx, id).await,
+        (Method::PUT, ["profiles", id]) => profiles::update(&ctx, id).await,
+        (Method::DELETE, ["profiles", id]) => profiles::delete(&ctx, id).await,
+        (Method::GET, ["clouds"]) => clouds::list(&ctx).await,
+        (Method::GET, ["clouds", id]) => clouds::show(&ctx, id).await,
+        (Method::PUT, ["clouds", id]) => clouds::update(&ctx, id).await,
+        (Method::GET, ["notifications"]) => clouds::notifications(&ctx).await,
+        (Method::PUT, ["notifications"]) => clouds::update_notifications(&ctx).await,
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "RecordNotFound",
+            format!("No route for {} /{}", ctx.method, ctx.segments.join("/")),
+        )),
+    }
+}
+
+/// Page and per_page from the request (spec §3.1), clamped.
+pub fn paging(ctx: &Ctx) -> (i64, i64) {
+    let page = ctx.params.int("page").ok().flatten().unwrap_or(1).max(1);
+    let per_page = ctx
+        .params
+        .int("per_page")
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .clamp(1, 100);
+    (page, per_page)
+}
+
+/// A list body: a bare array, or `{key: [...], page, per_page, total}` with
+/// `include_root` (spec §3.1).
+pub fn list_body(
+    ctx: &Ctx,
+    key: &str,
+    items: Vec<serde_json::Value>,
+    total: i64,
+) -> ApiResult<Response> {
+    let (page, per_page) = paging(ctx);
+    if ctx
+        .params
+        .bool("include_root")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    {
+        ok(serde_json::json!({
+            key: items, "page": page, "per_page": per_page, "total": total
+        }))
+    } else {
+        ok(serde_json::Value::Array(items))
+    }
+}

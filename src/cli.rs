@@ -1,0 +1,305 @@
+//! The `openpanda` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "openpanda",
+    version,
+    about = "Self-hosted video encoding with Panda's v2 API"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./openpanda.toml if it exists.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API and the encoding workers.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Directory for the database, stored files and scratch space.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Database URL (sqlite://… or postgres://…).
+        #[arg(long)]
+        database: Option<String>,
+        /// Serve the API only; leave encoding to other processes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Print the ffmpeg arguments a preset would run on a local file, as
+    /// JSON (`{"passes": [[arg, ...], ...]}`), without running them.
+    Plan {
+        /// The input media file.
+        input: PathBuf,
+        /// Preset name, e.g. h264 or webm.
+        #[arg(long)]
+        preset: String,
+        /// Where the output and screenshots would be written.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Manage clouds.
+    Cloud {
+        #[command(subcommand)]
+        command: CloudCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CloudCommand {
+    /// Create a cloud (and an account key pair unless one is given).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        database: Option<String>,
+        /// Use this account's access key (with --secret-key) instead of a new pair.
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long, requires = "access_key")]
+        secret_key: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("openpanda: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("openpanda: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            database,
+            no_workers,
+        } => {
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                database_url: database,
+            };
+            let mut config = Config::load(cli.config.as_deref(), &overrides)?;
+            if no_workers {
+                config.workers.enabled = false;
+            }
+            init_tracing(&config);
+            serve(config).await
+        }
+        Command::Plan { input, preset, out } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
+            let argv = plan_for_file(&config, &input, &preset, &out).await?;
+            println!("{}", serde_json::json!({ "passes": argv }));
+            Ok(())
+        }
+        Command::Cloud {
+            command:
+                CloudCommand::Create {
+                    name,
+                    data_dir,
+                    database,
+                    access_key,
+                    secret_key,
+                    json,
+                },
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                database_url: database,
+                ..Default::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let app = App::open(config).await?;
+            let keys = access_key.zip(secret_key);
+            let (account, cloud) = app.create_cloud(&name, keys).await?;
+            if json {
+                let out = serde_json::json!({
+                    "id": cloud.id,
+                    "name": cloud.name,
+                    "access_key": account.access_key,
+                    "secret_key": account.secret_key,
+                    "url": app.cloud_url(&cloud),
+                });
+                println!("{out}");
+            } else {
+                println!("cloud_id:   {}", cloud.id);
+                println!("access_key: {}", account.access_key);
+                println!("secret_key: {}", account.secret_key);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The ffmpeg passes the server's pipeline would run for `input` in `preset`.
+pub async fn plan_for_file(
+    config: &Config,
+    input: &std::path::Path,
+    preset: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    use crate::domain::profile::ProfileSpec;
+    use crate::media::plan::{EncodeRequest, plan};
+    let spec = ProfileSpec {
+        preset_name: Some(preset.to_string()),
+        ..Default::default()
+    };
+    let profile = spec
+        .resolve()
+        .ok_or_else(|| anyhow::anyhow!("unknown preset {preset:?}"))?;
+    let facts = crate::media::probe::probe(input).await?;
+    let output = out.join(format!("output{}", profile.extname));
+    let shots = out.join("shot");
+    let speed = config.encoding.speed();
+    let request = EncodeRequest {
+        profile: &profile,
+        facts: &facts,
+        input,
+        output: &output,
+        screenshots: (profile.frame_count > 0).then_some(shots.as_path()),
+        speed: &speed,
+        clip: Default::default(),
+    };
+    Ok(plan(&request)?.passes)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let app = App::open(config).await?;
+    if app.db.count_clouds().await? == 0 {
+        let (account, cloud) = app.create_cloud("default", None).await?;
+        print_welcome(&app, &account, &cloud);
+    }
+    let shutdown = CancellationToken::new();
+    let mut workers = if app.config.workers.enabled {
+        Some(crate::worker::spawn(app.clone(), shutdown.clone()))
+    } else {
+        None
+    };
+    tracing::info!(
+        listen = %app.config.listen,
+        workers = if app.config.workers.enabled { app.config.concurrency() } else { 0 },
+        worker_id = %app.worker_id,
+        "openpanda is listening on {}",
+        app.config.public_url()
+    );
+    let router = crate::api::router(app.clone());
+    let stop = shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: no new jobs are claimed");
+            stop.cancel();
+        })
+        .await?;
+    if let Some(set) = workers.as_mut() {
+        let grace = Duration::from_secs(10);
+        if tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!("running jobs did not finish in time; their leases will expire");
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn print_welcome(
+    app: &Arc<App>,
+    account: &crate::domain::model::Account,
+    cloud: &crate::domain::model::Cloud,
+) {
+    let base = app.config.public_url();
+    let host = base
+        .split("://")
+        .nth(1)
+        .unwrap_or("127.0.0.1")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("127.0.0.1");
+    let (cid, ak, sk) = (&cloud.id, &account.access_key, &account.secret_key);
+    let url = app.cloud_url(cloud);
+    println!(
+        r#"
+openpanda created your first cloud.
+
+  cloud_id:   {cid}
+  access_key: {ak}
+  secret_key: {sk}
+
+Upload a video (bash; needs curl and openssl), then poll the video and its encodings:
+
+  TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  SIG=$(printf 'POST\n%s\n/videos.json\naccess_key=%s&cloud_id=%s&profiles=h264&timestamp=%s' \
+        {host} {ak} {cid} "${{TS//:/%3A}}" | openssl dgst -sha256 -hmac '{sk}' -binary | base64)
+  curl -F access_key={ak} -F cloud_id={cid} -F profiles=h264 -F timestamp=$TS \
+       -F signature=$SIG -F file=@your-video.mp4 {base}/v2/videos.json
+
+Encodings appear under {url} (path + extname).
+"#
+    );
+}
