@@ -35,7 +35,7 @@ pub struct App {
 impl App {
     /// Opens the data directory and the database.
     pub async fn open(mut config: Config) -> anyhow::Result<Arc<Self>> {
-        for dir in ["storage", "tmp", "work"] {
+        for dir in ["storage", "tmp", "work", "uploads"] {
             std::fs::create_dir_all(config.data_dir.join(dir)).map_err(|e| {
                 anyhow::anyhow!("cannot create {}: {e}", config.data_dir.join(dir).display())
             })?;
@@ -44,6 +44,7 @@ impl App {
         // is given must be absolute.
         config.data_dir = std::fs::canonicalize(&config.data_dir)?;
         let db = Db::connect(&config.database_url()).await?;
+        crate::telemetry::install();
         let concurrency = config.concurrency();
         Ok(Arc::new(Self {
             runner: Runner::new(concurrency),
@@ -68,13 +69,22 @@ impl App {
         self.config.data_dir.join("work")
     }
 
+    /// Partial uploads of open upload sessions (not scratch: they live as
+    /// long as their session).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.config.data_dir.join("uploads")
+    }
+
     /// The object store of a cloud.
     pub fn storage(&self, cloud: &Cloud) -> Arc<dyn Storage> {
-        Arc::new(LocalStorage::new(
-            self.storage_dir().join(&cloud.id),
-            self.tmp_dir(),
-            self.cloud_url(cloud),
-        ))
+        Arc::new(
+            LocalStorage::new(
+                self.storage_dir().join(&cloud.id),
+                self.tmp_dir(),
+                self.cloud_url(cloud),
+            )
+            .with_partial_dir(self.uploads_dir()),
+        )
     }
 
     /// Base URL of a cloud's objects, with a trailing slash (spec §4.5).
@@ -167,6 +177,28 @@ impl App {
         };
         self.db.insert_profile(&profile).await?;
         Ok((account, cloud))
+    }
+}
+
+/// Removes scratch files older than a day from `tmp` and `work`: leftovers
+/// of a process that was killed. Recent entries may belong to another
+/// process sharing the data directory, so they stay.
+pub fn sweep_scratch(app: &App) {
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+    for dir in [app.tmp_dir(), app.work_dir()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if old {
+                let path = entry.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
     }
 }
 

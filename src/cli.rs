@@ -54,6 +54,21 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Encode a local file with a preset, exactly as the server's pipeline
+    /// would, without a server: the output and its screenshots go to --out.
+    Encode {
+        /// The input media file.
+        input: PathBuf,
+        /// Preset name, e.g. h264 or webm.
+        #[arg(long)]
+        preset: String,
+        /// Output directory (created if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Print the effective configuration (all layers merged) as TOML, with
+    /// secrets masked.
+    Config,
     /// Manage clouds.
     Cloud {
         #[command(subcommand)]
@@ -120,10 +135,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(&config);
             serve(config).await
         }
+        Command::Encode { input, preset, out } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
+            encode_file(&config, &input, &preset, &out).await
+        }
+        Command::Config => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
+            print!("{}", config.to_masked_toml()?);
+            Ok(())
+        }
         Command::Plan { input, preset, out } => {
             let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
-            let argv = plan_for_file(&config, &input, &preset, &out).await?;
-            println!("{}", serde_json::json!({ "passes": argv }));
+            let target = PlanTarget::new(&input, &out, &preset)?;
+            let plan = plan_for_file(&config, &input, &preset, &target).await?;
+            println!("{}", serde_json::json!({ "passes": plan.passes }));
             Ok(())
         }
         Command::Cloud {
@@ -165,13 +190,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The ffmpeg passes the server's pipeline would run for `input` in `preset`.
+/// Where a local encode writes: `<out>/<input stem><extname>` and
+/// screenshots `<out>/<input stem>_N.jpg`.
+pub struct PlanTarget {
+    pub output: PathBuf,
+    pub shots: PathBuf,
+}
+
+impl PlanTarget {
+    pub fn new(
+        input: &std::path::Path,
+        out: &std::path::Path,
+        preset: &str,
+    ) -> anyhow::Result<Self> {
+        let ext = crate::domain::profile::preset(preset)
+            .ok_or_else(|| anyhow::anyhow!("unknown preset {preset:?}"))?
+            .extname;
+        let stem = input
+            .file_stem()
+            .map(|s| crate::domain::path_format::sanitize(&s.to_string_lossy()))
+            .unwrap_or_else(|| "output".into());
+        let out = std::path::absolute(out)?;
+        Ok(Self {
+            output: out.join(format!("{stem}{ext}")),
+            shots: out.join(stem),
+        })
+    }
+}
+
+/// The ffmpeg runs the server's pipeline would do for `input` in `preset`:
+/// the same probe, the same planner, the same encoder settings.
 pub async fn plan_for_file(
     config: &Config,
     input: &std::path::Path,
     preset: &str,
-    out: &std::path::Path,
-) -> anyhow::Result<Vec<Vec<String>>> {
+    target: &PlanTarget,
+) -> anyhow::Result<crate::media::plan::Plan> {
     use crate::domain::profile::ProfileSpec;
     use crate::media::plan::{EncodeRequest, plan};
     let spec = ProfileSpec {
@@ -181,20 +235,82 @@ pub async fn plan_for_file(
     let profile = spec
         .resolve()
         .ok_or_else(|| anyhow::anyhow!("unknown preset {preset:?}"))?;
-    let facts = crate::media::probe::probe(input).await?;
-    let output = out.join(format!("output{}", profile.extname));
-    let shots = out.join("shot");
+    let input = std::path::absolute(input)?;
+    let facts = crate::media::probe::probe(&input).await?;
     let speed = config.encoding.speed();
     let request = EncodeRequest {
         profile: &profile,
         facts: &facts,
-        input,
-        output: &output,
-        screenshots: (profile.frame_count > 0).then_some(shots.as_path()),
+        input: &input,
+        output: &target.output,
+        screenshots: (profile.frame_count > 0).then_some(target.shots.as_path()),
         speed: &speed,
         clip: Default::default(),
     };
-    Ok(plan(&request)?.passes)
+    Ok(plan(&request)?)
+}
+
+/// `openpanda encode`: plan and run locally, with a progress bar on a
+/// terminal and plain progress lines otherwise.
+async fn encode_file(
+    config: &Config,
+    input: &std::path::Path,
+    preset: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    std::fs::create_dir_all(out)?;
+    let target = PlanTarget::new(input, out, preset)?;
+    let plan = plan_for_file(config, input, preset, &target).await?;
+    let runner = crate::media::process::Runner::new(1);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(100);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos:>3}% {elapsed}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(preset.to_string());
+        bar
+    });
+    let passes = plan.passes.len().max(1);
+    let last = std::sync::atomic::AtomicU8::new(u8::MAX);
+    for (i, args) in plan.passes.iter().enumerate() {
+        let on_progress = |p: u8| {
+            let overall = ((i * 100 + p as usize) / passes) as u8;
+            match &bar {
+                Some(bar) => bar.set_position(overall as u64),
+                None => {
+                    if last.swap(overall, std::sync::atomic::Ordering::Relaxed) != overall {
+                        eprintln!("progress {overall}%");
+                    }
+                }
+            }
+        };
+        runner
+            .run(crate::media::process::RunSpec {
+                program: crate::media::process::Tool::Ffmpeg,
+                args,
+                workdir: out,
+                time_limit: Duration::from_secs(config.workers.job_time_limit_secs),
+                stall_limit: Duration::from_secs(config.workers.stall_secs),
+                cancel: CancellationToken::new(),
+                expected_duration_ms: plan.duration_ms,
+                on_progress: Some(&on_progress),
+            })
+            .await?;
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    println!("{}", target.output.display());
+    for n in 1..=plan.screenshot_count {
+        let shot = format!("{}_{n}.jpg", target.shots.display());
+        if std::path::Path::new(&shot).exists() {
+            println!("{shot}");
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing(config: &Config) {
@@ -215,6 +331,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let app = App::open(config).await?;
+    crate::app::sweep_scratch(&app);
     if app.db.count_clouds().await? == 0 {
         let (account, cloud) = app.create_cloud("default", None).await?;
         print_welcome(&app, &account, &cloud);
@@ -225,6 +342,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let webhooks = crate::notify::spawn(app.clone(), shutdown.clone());
+    let https = crate::tls::spawn_https(app.clone(), shutdown.clone()).await?;
+    crate::api::uploads::spawn_sweeper(app.clone(), shutdown.clone());
     tracing::info!(
         listen = %app.config.listen,
         workers = if app.config.workers.enabled { app.config.concurrency() } else { 0 },
@@ -249,6 +369,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         {
             tracing::warn!("running jobs did not finish in time; their leases will expire");
         }
+    }
+    let _ = webhooks.await;
+    if let Some(https) = https {
+        let _ = https.await;
     }
     Ok(())
 }

@@ -17,8 +17,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; empty means SQLite inside `data_dir`.
     pub database_url: Option<String>,
-    /// Base URL clients reach this server at (cloud `url`, upload
-    /// `location`s). Empty means `http://<listen>`.
+    /// Base URL clients reach this server at (cloud `url`). Empty means
+    /// `http://<listen>`. Upload `location`s follow the scheme and Host the
+    /// client came in with instead.
     pub public_url: Option<String>,
     /// Extra host names accepted in request signatures (spec §2.4 h3).
     pub api_hosts: Vec<String>,
@@ -26,7 +27,10 @@ pub struct Config {
     pub encoding: EncodingConfig,
     pub limits: LimitsConfig,
     pub fetch: FetchConfig,
+    pub notify: NotifyConfig,
     pub log: LogConfig,
+    pub uploads: UploadsConfig,
+    pub tls: TlsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,6 +77,60 @@ pub struct FetchConfig {
     pub allow_private_networks: bool,
 }
 
+/// Webhook delivery (spec §6). The defaults follow Panda: retries for a day,
+/// starting at the cloud's `delay` and doubling up to an hour.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Deliver webhooks from `serve`.
+    pub enabled: bool,
+    /// Seconds one delivery may take, answer included.
+    pub timeout_secs: u64,
+    /// Keep retrying for this many seconds after the first attempt.
+    pub max_age_secs: u64,
+    /// Longest wait between two attempts (before jitter).
+    pub max_backoff_secs: u64,
+    /// First retry interval for every cloud instead of its `delay`, in
+    /// seconds (fractions allowed, for tests); 0 means each cloud's `delay`.
+    pub retry_base_secs_override: f64,
+    /// Seconds between two `encoding-progress` events of one encoding.
+    pub progress_every_secs: f64,
+    /// Deliveries in flight at once in this process.
+    pub concurrency: usize,
+    /// Deliveries in flight at once for one cloud (all processes).
+    pub per_cloud_concurrency: usize,
+    /// Seconds a claimed delivery stays leased (longer than `timeout_secs`).
+    pub lease_secs: u64,
+    /// Milliseconds between looks at the outbox when nothing rings.
+    pub poll_ms: u64,
+}
+
+/// Resumable upload sessions (spec §5).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Seconds without activity after which a session expires and its
+    /// partial data is removed (spec §5.2 suggests a day).
+    pub session_ttl_secs: u64,
+}
+
+/// HTTPS served by `serve` itself, on its own port beside plain HTTP
+/// (spec §1.1: some clients only speak HTTPS, others only HTTP).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address the HTTPS listener binds, e.g. `0.0.0.0:443`; unset means
+    /// no HTTPS.
+    pub listen: Option<String>,
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Use a self-signed certificate kept in `data_dir/tls/` (made on first
+    /// use) instead of `cert` and `key`: for local use and tests.
+    pub self_signed: bool,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -94,7 +152,10 @@ impl Default for Config {
             encoding: EncodingConfig::default(),
             limits: LimitsConfig::default(),
             fetch: FetchConfig::default(),
+            notify: NotifyConfig::default(),
             log: LogConfig::default(),
+            uploads: UploadsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -141,6 +202,30 @@ impl Default for LimitsConfig {
     }
 }
 
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timeout_secs: 10,
+            max_age_secs: 24 * 3600,
+            max_backoff_secs: 3600,
+            retry_base_secs_override: 0.0,
+            progress_every_secs: 10.0,
+            concurrency: 32,
+            per_cloud_concurrency: 4,
+            lease_secs: 60,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 24 * 3600,
+        }
+    }
+}
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -189,7 +274,24 @@ impl Config {
             "log.format must be \"human\" or \"json\", got {:?}",
             self.log.format
         );
+        anyhow::ensure!(
+            self.uploads.session_ttl_secs > 0,
+            "uploads.session_ttl_secs must be at least 1"
+        );
+        if self.tls.listen.is_some() {
+            anyhow::ensure!(
+                self.tls.self_signed || (self.tls.cert.is_some() && self.tls.key.is_some()),
+                "tls.listen needs tls.cert and tls.key, or tls.self_signed = true"
+            );
+        }
         Ok(())
+    }
+
+    /// The configuration as TOML, with passwords in URLs replaced by `****`.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = Some(mask_url_password(&self.database_url()));
+        Ok(toml::to_string_pretty(&shown)?)
     }
 
     /// The database to use: the configured URL, or SQLite in the data dir.
@@ -220,5 +322,79 @@ impl Config {
                 .max(1),
             n => n,
         }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of the configuration is documented in docs/openpanda.toml
+    /// (as `# key = default` under its `[section]`), and nothing else is.
+    #[test]
+    fn reference_file_lists_every_key() {
+        let doc = include_str!("../docs/openpanda.toml");
+        let mut documented = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in doc.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{name}.");
+            } else if let Some((key, _)) = line.split_once(" = ")
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                documented.insert(format!("{section}{key}"));
+            }
+        }
+        let value = toml::Value::try_from(Config::default()).unwrap();
+        let mut actual = std::collections::BTreeSet::new();
+        collect_keys(&value, "", &mut actual);
+        // Keys whose default is empty do not serialise; list them by hand.
+        actual.extend(
+            [
+                "database_url",
+                "public_url",
+                "tls.listen",
+                "tls.cert",
+                "tls.key",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(documented, actual, "docs/openpanda.toml is out of date");
+    }
+
+    fn collect_keys(v: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                match v {
+                    toml::Value::Table(_) => collect_keys(v, &format!("{prefix}{k}."), out),
+                    _ => {
+                        out.insert(format!("{prefix}{k}"));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://op:hunter2@db:5432/openpanda"),
+            "postgres://op:****@db:5432/openpanda"
+        );
+        assert_eq!(mask_url_password("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

@@ -3,11 +3,14 @@
 
 pub mod auth;
 pub mod clouds;
+pub mod cors;
 pub mod encodings;
 pub mod error;
+pub mod notifications;
 pub mod params;
 pub mod profiles;
 pub mod request;
+pub mod uploads;
 pub mod videos;
 pub mod views;
 
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::services::ServeDir;
@@ -28,11 +32,51 @@ use request::Ctx;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/v2", any(panda))
-        .route("/v2/", any(panda))
-        .route("/v2/{*rest}", any(panda))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::telemetry::render))
+        .route("/v2", any(panda).layer(from_fn(cors::cors)))
+        .route("/v2/", any(panda).layer(from_fn(cors::cors)))
+        .route("/v2/{*rest}", any(panda).layer(from_fn(cors::cors)))
+        .route(
+            "/upload/{id}",
+            any(uploads::location).layer(from_fn(cors::cors)),
+        )
         .nest_service("/storage", ServeDir::new(app.storage_dir()))
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .with_state(app)
+}
+
+/// `GET /readyz`: 200 when the database answers, the storage directory is
+/// writable and ffmpeg and ffprobe can be found; 503 naming what is not.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(e) = sqlx::query("SELECT 1").execute(&app.db.pool).await {
+        problems.push(format!("database: {e}"));
+    }
+    let probe = app
+        .tmp_dir()
+        .join(format!(".ready-{}", crate::domain::ids::new_id()));
+    match tokio::fs::write(&probe, b"ok").await {
+        Ok(()) => {
+            let _ = tokio::fs::remove_file(&probe).await;
+        }
+        Err(e) => problems.push(format!("storage: {e}")),
+    }
+    for tool in [
+        crate::media::process::Tool::Ffmpeg,
+        crate::media::process::Tool::Ffprobe,
+    ] {
+        if let Err(e) = tool.resolve() {
+            problems.push(e.to_string());
+        }
+    }
+    let body = serde_json::json!({ "ready": problems.is_empty(), "problems": problems });
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// A JSON 200 response.
@@ -62,6 +106,7 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         &params,
     )
     .await?;
+    let base_url = uploads::base_url(&parts, &app.config.public_url());
     let ctx = Ctx {
         app,
         method: parts.method,
@@ -70,6 +115,7 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         cloud,
         upload,
         segments,
+        base_url,
     };
     dispatch(ctx).await
 }
@@ -80,6 +126,8 @@ async fn dispatch(ctx: Ctx) -> ApiResult<Response> {
     match (m, segs.as_slice()) {
         (Method::GET, ["videos"]) => videos::list(&ctx).await,
         (Method::POST, ["videos"]) => videos::create(ctx).await,
+        (Method::POST, ["videos", "upload"]) => uploads::create(&ctx).await,
+        (Method::DELETE, ["videos", id, "source"]) => videos::delete_source(&ctx, id).await,
         (Method::GET, ["videos", id]) => videos::show(&ctx, id).await,
         (Method::DELETE, ["videos", id]) => videos::delete(&ctx, id).await,
         (Method::GET, ["videos", id, "encodings"]) => videos::encodings(&ctx, id).await,
@@ -98,8 +146,13 @@ async fn dispatch(ctx: Ctx) -> ApiResult<Response> {
         (Method::GET, ["clouds"]) => clouds::list(&ctx).await,
         (Method::GET, ["clouds", id]) => clouds::show(&ctx, id).await,
         (Method::PUT, ["clouds", id]) => clouds::update(&ctx, id).await,
-        (Method::GET, ["notifications"]) => clouds::notifications(&ctx).await,
-        (Method::PUT, ["notifications"]) => clouds::update_notifications(&ctx).await,
+        (Method::GET, ["notifications"]) => notifications::show(&ctx).await,
+        (Method::PUT, ["notifications"]) => notifications::update(&ctx).await,
+        (Method::GET, ["notifications", "deliveries"]) => notifications::deliveries(&ctx).await,
+        (Method::POST, ["notifications", "deliveries", id, "redeliver"]) => {
+            notifications::redeliver(&ctx, id).await
+        }
+        (Method::GET, ["notifications", "stream"]) => notifications::stream(&ctx).await,
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "RecordNotFound",

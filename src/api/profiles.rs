@@ -73,11 +73,12 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Response> {
 pub async fn update(ctx: &Ctx, key: &str) -> ApiResult<Response> {
     let mut profile = find(ctx, key).await?;
     if let Some(new_preset) = ctx.params.value("preset_name")
-        && Some(new_preset) != profile.spec.preset_name.as_deref() {
-            return Err(ApiError::bad_request(
-                "preset_name cannot be changed; create a new profile instead",
-            ));
-        }
+        && Some(new_preset) != profile.spec.preset_name.as_deref()
+    {
+        return Err(ApiError::bad_request(
+            "preset_name cannot be changed; create a new profile instead",
+        ));
+    }
     profile.spec = apply_params(&ctx.params, profile.spec)?;
     if ctx.params.get("name").is_some() {
         let name = ctx.params.value("name").map(str::to_string);
@@ -224,16 +225,18 @@ fn check_ranges(s: &ProfileSpec) -> ApiResult<()> {
     in_range("frame_count", s.frame_count, 0, 1000)?;
     in_range("h264_crf", s.h264_crf, 0, 51)?;
     if let Some(fps) = s.fps
-        && !(fps > 0.0 && fps <= 240.0) {
-            return Err(ApiError::bad_request(format!(
-                "fps must be between 0 and 240; got {fps}"
-            )));
-        }
+        && !(fps > 0.0 && fps <= 240.0)
+    {
+        return Err(ApiError::bad_request(format!(
+            "fps must be between 0 and 240; got {fps}"
+        )));
+    }
     if let Some(p) = &s.h264_profile
-        && !matches!(p.as_str(), "baseline" | "main" | "high") {
-            return Err(ApiError::bad_request(format!(
-                "h264_profile must be baseline, main or high; got {p:?}"
-            )));
-        }
+        && !matches!(p.as_str(), "baseline" | "main" | "high")
+    {
+        return Err(ApiError::bad_request(format!(
+            "h264_profile must be baseline, main or high; got {p:?}"
+        )));
+    }
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct Ctx {
     pub upload: Option<Spooled>,
     /// The request path without `/v2` and the format suffix, split on `/`.
     pub segments: Vec<String>,
+    /// `<scheme>://<host>` as the client reached us (upload locations).
+    pub base_url: String,
 }
 
 impl Ctx {
@@ -68,11 +70,12 @@ pub fn split_path(full: &str) -> ApiResult<(String, Vec<String>)> {
         && matches!(
             ext,
             "xml" | "yaml" | "yml" | "html" | "txt" | "csv" | "js" | "rss" | "atom"
-        ) {
-            return Err(ApiError::bad_request(
-                "Currently only .json is supported as a format",
-            ));
-        }
+        )
+    {
+        return Err(ApiError::bad_request(
+            "Currently only .json is supported as a format",
+        ));
+    }
     let segments = trimmed
         .split('/')
         .filter(|s| !s.is_empty())
@@ -103,9 +106,11 @@ pub async fn collect(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok())
-        && takes_file && len > limit + MAX_FORM_BYTES as i64 {
-            return Err(ApiError::too_large(limit));
-        }
+        && takes_file
+        && len > limit + MAX_FORM_BYTES as i64
+    {
+        return Err(ApiError::too_large(limit));
+    }
 
     if content_type.starts_with("multipart/") {
         let raw_ct = headers
@@ -115,14 +120,16 @@ pub async fn collect(
         let boundary = params::multipart_boundary(raw_ct)
             .ok_or_else(|| ApiError::bad_request("multipart body without a boundary"))?;
         let (pairs, file) = read_multipart(app, body, boundary, takes_file, limit).await?;
-        if file.is_none() && takes_file
+        if file.is_none()
+            && takes_file
             && let Some((_, v)) = pairs.iter().find(|(k, _)| k == "file")
-                && v.starts_with('@') {
-                    return Err(ApiError::bad_request(
-                        "file was not uploaded: the request carried the text \"@path\" instead \
+            && v.starts_with('@')
+        {
+            return Err(ApiError::bad_request(
+                "file was not uploaded: the request carried the text \"@path\" instead \
                          of the file's contents",
-                    ));
-                }
+            ));
+        }
         return Ok((Params::new(query_pairs, pairs), file));
     }
 
@@ -216,6 +223,7 @@ where
         .map_err(|e| ApiError::bad_request(format!("the upload was interrupted: {e}")))?
     {
         spooled.size += chunk.len() as u64;
+        metrics::counter!("openpanda_upload_bytes_total").increment(chunk.len() as u64);
         if spooled.size as i64 > limit {
             return Err(ApiError::too_large(limit));
         }

@@ -3,11 +3,12 @@
 use axum::response::Response;
 
 use super::error::{ApiError, ApiResult};
-use super::request::Ctx;
+use super::request::{Ctx, Spooled};
 use super::{list_body, ok, paging, views};
+use crate::app::App;
 use crate::db::videos::ListQuery;
 use crate::domain::ids::new_id;
-use crate::domain::model::{Encoding, Profile, Video};
+use crate::domain::model::{Cloud, Encoding, Profile, Video};
 use crate::domain::path_format::{self, PathValues};
 use crate::domain::time::{date_only, now_ms};
 
@@ -73,6 +74,16 @@ pub async fn delete(ctx: &Ctx, id: &str) -> ApiResult<Response> {
     storage.delete(&video.original_key()).await?;
     storage.delete(&format!("{}_1.jpg", video.path)).await?;
     ctx.app.db.delete_video(&video.id).await?;
+    ok(serde_json::json!({ "deleted": true }))
+}
+
+/// `DELETE /videos/:id/source.json` (spec §3.2 V6): removes only the
+/// original from storage. The video stays; encodings queued or retried later
+/// fail with `FileNotFound`, which the workers report for a missing original.
+pub async fn delete_source(ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    let video = find(ctx, id).await?;
+    let storage = ctx.app.storage(ctx.cloud()?);
+    storage.delete(&video.original_key()).await?;
     ok(serde_json::json!({ "deleted": true }))
 }
 
@@ -262,19 +273,17 @@ pub fn new_encoding(video: &Video, profile: &Profile) -> ApiResult<Encoding> {
 pub async fn create(mut ctx: Ctx) -> ApiResult<Response> {
     let cloud = ctx.cloud()?.clone();
     let upload = ctx.upload.take();
-    let source_url = ctx
-        .params
-        .value("source_url")
-        .map(fix_double_escaped);
+    let source_url = ctx.params.value("source_url").map(fix_double_escaped);
     if upload.is_none() && source_url.is_none() {
         return Err(ApiError::bad_request(
             "All required parameters were not supplied: file or source_url",
         ));
     }
     if let Some(file) = &upload
-        && file.size as i64 > ctx.account.file_size_limit {
-            return Err(ApiError::too_large(ctx.account.file_size_limit));
-        }
+        && file.size as i64 > ctx.account.file_size_limit
+    {
+        return Err(ApiError::too_large(ctx.account.file_size_limit));
+    }
     if let Some(url) = &source_url {
         crate::worker::fetch::check_url_syntax(url)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -303,36 +312,73 @@ pub async fn create(mut ctx: Ctx) -> ApiResult<Response> {
         .iter()
         .map(|p| new_encoding(&video, p))
         .collect::<ApiResult<Vec<_>>>()?;
-    create_with_original(&ctx, &mut video, &encodings, upload).await?;
+    let original = upload.map(Original::Spooled);
+    create_with_original(&ctx.app, &cloud, &mut video, &encodings, original).await?;
     ok(views::video(&video))
+}
+
+/// Where the original of a new video comes from.
+pub enum Original {
+    /// A file spooled with the request (`POST /videos.json`).
+    Spooled(Spooled),
+    /// A complete upload session (spec §5.6): its partial object becomes the
+    /// original, and the session is marked complete in the same transaction
+    /// that records the video. `lease` is the session's write lease, held by
+    /// the caller.
+    Session {
+        id: String,
+        lease: String,
+        storage_state: String,
+        size: u64,
+    },
 }
 
 /// Stores the original (when uploaded), records the video, its encodings and
 /// its ingest job, and wakes a worker. Shared with upload sessions.
 pub async fn create_with_original(
-    ctx: &Ctx,
+    app: &App,
+    cloud: &Cloud,
     video: &mut Video,
     encodings: &[Encoding],
-    upload: Option<super::request::Spooled>,
+    original: Option<Original>,
 ) -> ApiResult<()> {
-    let cloud = ctx.cloud()?;
-    let storage = ctx.app.storage(cloud);
-    if let Some(file) = &upload {
-        video.file_size = Some(file.size as i64);
-        storage.put_file(&video.original_key(), &file.path).await?;
-    }
-    if let Err(e) = ctx
-        .app
-        .db
-        .create_video(video, encodings, cloud.priority)
-        .await
-    {
-        if upload.is_some() {
-            let _ = storage.delete(&video.original_key()).await;
+    let storage = app.storage(cloud);
+    let key = video.original_key();
+    match &original {
+        Some(Original::Spooled(file)) => {
+            video.file_size = Some(file.size as i64);
+            storage.put_file(&key, &file.path).await?;
         }
-        return Err(e.into());
+        Some(Original::Session {
+            storage_state,
+            size,
+            ..
+        }) => {
+            video.file_size = Some(*size as i64);
+            storage.partial_complete(storage_state, *size, &key).await?;
+        }
+        None => {}
     }
-    ctx.app.wake_workers();
+    let recorded = match &original {
+        Some(Original::Session { id, lease, .. }) => app
+            .db
+            .create_video_from_upload(id, lease, video, encodings, cloud.priority)
+            .await
+            .map_err(ApiError::from)
+            .and_then(|done| done.then_some(()).ok_or_else(super::uploads::lease_lost)),
+        _ => app
+            .db
+            .create_video(video, encodings, cloud.priority)
+            .await
+            .map_err(ApiError::from),
+    };
+    if let Err(e) = recorded {
+        if original.is_some() {
+            let _ = storage.delete(&key).await;
+        }
+        return Err(e);
+    }
+    app.wake_workers();
     Ok(())
 }
 

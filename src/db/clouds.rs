@@ -75,8 +75,8 @@ impl Db {
     pub async fn insert_cloud(&self, cloud: &Cloud) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO clouds (id, account_id, name, s3_videos_bucket, s3_private_access, \
-             priority, notify_url, notify_events, notify_delay, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             priority, notify_url, notify_events, notify_delay, created_at, updated_at, \
+             webhook_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&cloud.id)
         .bind(&cloud.account_id)
@@ -89,6 +89,7 @@ impl Db {
         .bind(cloud.notifications.delay)
         .bind(cloud.created_at)
         .bind(cloud.updated_at)
+        .bind(crate::domain::ids::new_secret())
         .execute(&self.pool)
         .await?;
         Ok(())

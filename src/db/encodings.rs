@@ -207,8 +207,11 @@ impl Db {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
+        let cancelled = r.rows_affected() == 1;
+        let events = super::notifications::after_cancel(&mut tx, id, cancelled).await?;
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        self.feed.announce(events);
+        Ok(cancelled)
     }
 
     /// Queues a failed or cancelled encoding again; false when it is not in

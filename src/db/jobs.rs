@@ -209,3 +209,39 @@ impl Db {
             .try_get("n")
     }
 }
+
+impl Db {
+    /// Unfinished jobs by kind, state, cloud and profile, for the queue gauges.
+    pub async fn job_counts(&self) -> Result<Vec<JobCount>, DbError> {
+        sqlx::query(
+            "SELECT j.kind AS kind, j.state AS state, j.cloud_id AS cloud_id, \
+             COALESCE(e.profile_name, '') AS profile, COUNT(*) AS n \
+             FROM jobs j LEFT JOIN encodings e ON e.id = j.encoding_id \
+             WHERE j.state IN ('queued', 'running') \
+             GROUP BY j.kind, j.state, j.cloud_id, e.profile_name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(JobCount {
+                kind: r.try_get("kind")?,
+                state: r.try_get("state")?,
+                cloud_id: r.try_get("cloud_id")?,
+                profile: r.try_get("profile")?,
+                count: r.try_get("n")?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// One row of [`Db::job_counts`].
+#[derive(Debug, Clone)]
+pub struct JobCount {
+    pub kind: String,
+    pub state: String,
+    pub cloud_id: String,
+    pub profile: String,
+    pub count: i64,
+}

@@ -6,8 +6,10 @@
 pub mod clouds;
 pub mod encodings;
 pub mod jobs;
+pub mod notifications;
 pub mod profiles;
 pub mod signatures;
+pub mod uploads;
 pub mod videos;
 
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub enum Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// Announces committed webhook events (live stream, delivery loop).
+    pub feed: std::sync::Arc<crate::notify::feed::Feed>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -68,7 +72,11 @@ impl Db {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            feed: Default::default(),
+        })
     }
 }
 

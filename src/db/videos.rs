@@ -146,7 +146,7 @@ impl Db {
     }
 }
 
-async fn insert_video(tx: &mut Transaction<'_, Any>, v: &Video) -> Result<(), DbError> {
+pub(crate) async fn insert_video(tx: &mut Transaction<'_, Any>, v: &Video) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO videos (id, cloud_id, status, original_filename, extname, path, source_url, \
          payload, path_format, file_size, created_at, updated_at) \
@@ -257,7 +257,14 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        let failed = if video.status == "success" {
+            &[][..]
+        } else {
+            &pending[..]
+        };
+        let events = super::notifications::after_ingest(&mut tx, video, failed).await?;
         tx.commit().await?;
+        self.feed.announce(events);
         Ok(true)
     }
 
@@ -273,7 +280,9 @@ impl Db {
             return Ok(false);
         }
         super::encodings::update_encoding_tx(&mut tx, encoding).await?;
+        let events = super::notifications::after_encode(&mut tx, encoding).await?;
         tx.commit().await?;
+        self.feed.announce(events);
         Ok(true)
     }
 }

@@ -196,8 +196,8 @@ mod tests {
 
     #[test]
     fn expands_every_token() {
-        let key = expand(":date/:type/:original_:resolution/:id", &values()).unwrap();
-        assert_eq!(key, "2015-03-16/encodings/My_Holiday__1__640x480/e1");
+        let key = expand(":date/:type/:original-:resolution/:id", &values()).unwrap();
+        assert_eq!(key, "2015-03-16/encodings/My_Holiday__1_-640x480/e1");
     }
 
     #[test]

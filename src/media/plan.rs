@@ -338,6 +338,7 @@ impl Argv {
 /// Builds the ffmpeg runs for one encoding.
 pub fn plan(req: &EncodeRequest) -> Result<Plan, PlanError> {
     validate_speed(req.speed)?;
+    validate_clip(req.clip, req.facts.duration_ms)?;
     let kind = req.profile.kind;
     let video = req.facts.video.as_ref().filter(|_| kind.has_video());
     match (video, &req.facts.audio) {
@@ -350,6 +351,20 @@ pub fn plan(req: &EncodeRequest) -> Result<Plan, PlanError> {
             "the source has no audio stream to encode as {}",
             kind_name(kind)
         ))),
+    }
+}
+
+/// A clip must start inside the source.
+fn validate_clip(clip: Clip, source_ms: Option<i64>) -> Result<(), PlanError> {
+    match (clip.offset_ms, source_ms) {
+        (Some(offset), Some(total)) if offset > 0 && offset >= total => {
+            Err(PlanError::Invalid(format!(
+                "clip_offset {} s is past the end of the source ({} s)",
+                seconds(offset),
+                seconds(total)
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -385,57 +400,22 @@ fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError
     let profile = req.profile;
     let duration_ms = expected_duration_ms(req.facts.duration_ms, req.clip);
     let geometry = geometry(profile, video.display_width, video.display_height);
-    let picture = format!("[0:{}]{}", video.index, picture_chain(video, &geometry));
     let out_fps = output_fps(profile, video)?;
-    let encode = video_codec_args(profile, req.speed, video, out_fps)?
-        .then(frame_rate_args(profile, out_fps));
-    let passlog = format!("{}.passlog", req.output.display());
+    let video_pass = VideoPass {
+        picture: format!("[0:{}]{}", video.index, picture_chain(video, &geometry)),
+        encode: video_codec_args(profile, req.speed, video, out_fps)?
+            .then(frame_rate_args(profile, out_fps)),
+        passlog: format!("{}.passlog", req.output.display()),
+    };
     let shots = match req.screenshots {
         Some(prefix) => screenshot_count(profile).map(|n| (prefix, n)),
         None => None,
     };
-
-    let graph = match shots {
-        Some((_, n)) => format!(
-            "{picture},split=2[v][s];[s]{}[shots]",
-            screenshot_chain(n, duration_ms)
-        ),
-        None => format!("{picture}[v]"),
-    };
-    let mut main = input_args(req)?
-        .opt("-filter_complex", graph)
-        .words("-map [v]")
-        .opt_if(
-            "-map",
-            req.facts.audio.as_ref().map(|a| format!("0:{}", a.index)),
-        )
-        .then(encode.clone());
-    if video.hdr.is_some() {
-        main = main.words("-color_primaries bt709 -color_trc bt709 -colorspace bt709");
-    }
-    if profile.two_pass {
-        main = main.words("-pass 2").opt("-passlogfile", &passlog);
-    }
-    if let Some(audio) = &req.facts.audio {
-        main = main.then(audio_codec_args(profile, audio.channels)?);
-    }
-    main = main.then(output_tail(profile.kind, req.speed, &path_arg(req.output)?));
-    if let Some((prefix, n)) = shots {
-        main = main.then(screenshot_output(prefix, n)?);
-    }
-
     let mut passes = Vec::new();
     if profile.two_pass {
-        let first = input_args(req)?
-            .opt("-filter_complex", format!("{picture}[v]"))
-            .words("-map [v] -an")
-            .then(encode)
-            .words("-pass 1")
-            .opt("-passlogfile", &passlog)
-            .words("-f null /dev/null");
-        passes.push(first.0);
+        passes.push(first_pass(req, &video_pass)?.0);
     }
-    passes.push(main.0);
+    passes.push(main_pass(req, video, &video_pass, shots, duration_ms)?.0);
     Ok(Plan {
         passes,
         width: Some(geometry.frame.0),
@@ -445,6 +425,69 @@ fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError
         has_video: true,
         has_audio: req.facts.audio.is_some(),
     })
+}
+
+/// What both passes of a video encoding share.
+struct VideoPass {
+    /// `[0:N]` + the picture filters.
+    picture: String,
+    /// Video encoder and frame rate options.
+    encode: Argv,
+    /// Two-pass statistics file prefix.
+    passlog: String,
+}
+
+/// Two-pass analysis: video only, to the null muxer.
+fn first_pass(req: &EncodeRequest, pass: &VideoPass) -> Result<Argv, PlanError> {
+    Ok(input_args(req)?
+        .opt("-filter_complex", format!("{}[v]", pass.picture))
+        .words("-map [v] -an")
+        .then(pass.encode.clone())
+        .words("-pass 1")
+        .opt("-passlogfile", &pass.passlog)
+        .words("-f null /dev/null"))
+}
+
+/// The real encoding, with audio and the screenshot branch.
+fn main_pass(
+    req: &EncodeRequest,
+    video: &VideoFacts,
+    pass: &VideoPass,
+    shots: Option<(&Path, usize)>,
+    duration_ms: Option<i64>,
+) -> Result<Argv, PlanError> {
+    let graph = match shots {
+        Some((_, n)) => format!(
+            "{},split=2[v][s];[s]{}[shots]",
+            pass.picture,
+            screenshot_chain(n, duration_ms)
+        ),
+        None => format!("{}[v]", pass.picture),
+    };
+    let audio = req.facts.audio.as_ref();
+    let mut main = input_args(req)?
+        .opt("-filter_complex", graph)
+        .words("-map [v]")
+        .opt_if("-map", audio.map(|a| format!("0:{}", a.index)))
+        .then(pass.encode.clone());
+    if video.hdr.is_some() {
+        main = main.words("-color_primaries bt709 -color_trc bt709 -colorspace bt709");
+    }
+    if req.profile.two_pass {
+        main = main.words("-pass 2").opt("-passlogfile", &pass.passlog);
+    }
+    if let Some(audio) = audio {
+        main = main.then(audio_codec_args(req.profile, audio.channels)?);
+    }
+    main = main.then(output_tail(
+        req.profile.kind,
+        req.speed,
+        &path_arg(req.output)?,
+    ));
+    match shots {
+        Some((prefix, n)) => Ok(main.then(screenshot_output(prefix, n)?)),
+        None => Ok(main),
+    }
 }
 
 fn kind_name(kind: OutputKind) -> &'static str {
@@ -1291,6 +1334,14 @@ mod tests {
             Some(3_723_000)
         );
         assert!(Clip::parse(Some("soon"), None).is_err());
+        let past = Clip::parse(Some("10"), None).unwrap();
+        let err = plan_for(
+            &profile("h264"),
+            &source(Some(video_facts()), None),
+            false,
+            past,
+        );
+        assert!(matches!(err, Err(PlanError::Invalid(m)) if m.contains("past the end")));
         assert!(Clip::parse(None, Some("00:00:00")).is_err());
     }
 

@@ -199,7 +199,7 @@ fn file_url(path: &Path) -> String {
 pub async fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
     let path = std::path::absolute(path)
         .map_err(|e| ProbeError::Tool(format!("cannot resolve {}: {e}", path.display())))?;
-    let file_size = file_size(&path)?;
+    let file_size = file_size(&path).await?;
     if file_size == 0 {
         return Err(ProbeError::NotMedia("the file is empty (0 bytes)".into()));
     }
@@ -224,8 +224,9 @@ pub async fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
     refine_duration(analysis, &path, &workdir).await
 }
 
-fn file_size(path: &Path) -> Result<i64, ProbeError> {
-    let meta = std::fs::metadata(path)
+async fn file_size(path: &Path) -> Result<i64, ProbeError> {
+    let meta = tokio::fs::metadata(path)
+        .await
         .map_err(|e| ProbeError::Tool(format!("cannot read {}: {e}", path.display())))?;
     if !meta.is_file() {
         return Err(ProbeError::NotMedia("it is not a regular file".into()));
@@ -299,12 +300,12 @@ async fn run_probe(
 /// An ffprobe error about the input means "not media"; one about our side
 /// (missing file, permissions) is a tool error.
 fn classify_ffprobe_failure(stderr: &str) -> ProbeError {
-    let line = super::process::summarize_stderr(stderr);
+    let line = super::process::telling_line(stderr).unwrap_or("ffprobe failed silently");
     // ffprobe prints "<url>: <reason>"; keep the reason.
     let reason = line
         .strip_prefix("file:")
         .and_then(|rest| rest.rsplit_once(": ").map(|(_, r)| r))
-        .unwrap_or(&line)
+        .unwrap_or(line)
         .trim()
         .to_string();
     let ours = [
@@ -799,7 +800,7 @@ fn video_problem(s: &RawStream) -> Option<&'static str> {
     }
     let (w, h) = (s.width.unwrap_or(0), s.height.unwrap_or(0));
     if w <= 0 || h <= 0 {
-        return Some("has no picture size: the file is probably truncated");
+        return Some("has no picture size (its header is incomplete)");
     }
     if s.pix_fmt
         .as_deref()

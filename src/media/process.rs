@@ -200,28 +200,32 @@ const GENERIC_ERROR_LINES: &[&str] = &[
 ];
 
 /// The most telling line of an ffmpeg/ffprobe stderr, without the
-/// `[component @ 0x…]` prefix, or a placeholder when there is none.
+/// `[component @ 0x…]` prefix, followed by its meaning in plain words when
+/// it is a known terse one; a placeholder when stderr is empty.
 pub fn summarize_stderr(stderr: &str) -> String {
+    match telling_line(stderr) {
+        Some(line) => match plain_words(line) {
+            Some(hint) => format!("{line} ({hint})"),
+            None => line.to_string(),
+        },
+        None => "no error message".to_string(),
+    }
+}
+
+/// The last stderr line that says more than "it failed", without the
+/// `[component @ 0x…]` prefix.
+pub fn telling_line(stderr: &str) -> Option<&str> {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let telling = lines
+    lines
         .iter()
         .rev()
         .find(|l| !GENERIC_ERROR_LINES.iter().any(|g| l.contains(g)))
-        .or(lines.last());
-    match telling {
-        Some(line) => {
-            let line = strip_component_prefix(line);
-            match plain_words(line) {
-                Some(hint) => format!("{line} ({hint})"),
-                None => line.to_string(),
-            }
-        }
-        None => "no error message".to_string(),
-    }
+        .or(lines.last())
+        .map(|line| strip_component_prefix(line))
 }
 
 /// What some terse ffmpeg messages mean, in plain words.
@@ -361,6 +365,8 @@ enum Ending {
     Cancelled,
     TimedOut,
     Stalled,
+    /// Waiting for the child failed (it is killed to be sure).
+    Lost(std::io::Error),
 }
 
 async fn run_process(
@@ -422,6 +428,7 @@ async fn run_process(
             })
         }
         Ending::Cancelled => Err(ProcessError::Cancelled),
+        Ending::Lost(e) => Err(ProcessError::Spawn(format!("lost track of {tool}: {e}"))),
         Ending::TimedOut => {
             tracing::warn!("process timed out");
             Err(ProcessError::TimedOut {
@@ -488,8 +495,7 @@ async fn pump(
             status = child.wait(), if stdout.is_none() && stderr.is_none() => {
                 return match status {
                     Ok(status) => Ending::Exited(status),
-                    // Waiting failed: nothing sensible to report but a kill.
-                    Err(_) => Ending::TimedOut,
+                    Err(e) => Ending::Lost(e),
                 };
             }
         }
@@ -706,7 +712,7 @@ mod tests {
         let stderr = "[vp9 @ 0x55d1] Invalid sync code\nCannot determine format of input stream 0:0 after EOF\nError marking filters as finished\nConversion failed!\n";
         assert_eq!(
             summarize_stderr(stderr),
-            "Cannot determine format of input stream 0:0 after EOF"
+            "Cannot determine format of input stream 0:0 after EOF (a stream could not be decoded)"
         );
         assert_eq!(
             summarize_stderr("[mp3 @ 0x1] Header missing\n"),

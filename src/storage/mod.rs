@@ -20,6 +20,8 @@ pub enum StorageError {
     NotFound(String),
     #[error("invalid storage key {0:?}")]
     InvalidKey(String),
+    #[error("this storage backend cannot {0}")]
+    Unsupported(&'static str),
     #[error("storage I/O error on {key}: {source}")]
     Io {
         key: String,
@@ -35,7 +37,24 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// What a partial write did: how many bytes it stored and the backend's new
+/// record of the partial object (to be saved with the session).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialWritten {
+    pub bytes: u64,
+    pub state: String,
+}
+
 /// A cloud's object store.
+///
+/// Besides whole objects, a backend may keep *partial objects* for
+/// resumable uploads (spec §5): bytes that arrive in order over many
+/// requests, possibly handled by different processes, and become an object
+/// only when complete. The caller keeps the backend's opaque `state` string
+/// (the local backend: the partial file's name; an S3 backend: the multipart
+/// upload id and the parts written so far) in the database and hands it back
+/// on every call, so the backend itself stays stateless. The caller also
+/// guarantees one writer at a time per partial object.
 #[async_trait]
 pub trait Storage: Send + Sync {
     /// Stores a stream under `key`, replacing any object there; returns the size.
@@ -54,6 +73,58 @@ pub trait Storage: Send + Sync {
     /// A path on this machine where the object can be read directly, if any
     /// (saves a copy for the local backend).
     fn local_path(&self, key: &str) -> Option<PathBuf>;
+
+    /// Starts an empty partial object for upload `id` (32 hex digits);
+    /// returns its state.
+    async fn partial_begin(&self, id: &str) -> Result<String, StorageError> {
+        let _ = id;
+        Err(StorageError::Unsupported("keep partial uploads"))
+    }
+
+    /// Appends `body` at `offset`, which is the length the caller last
+    /// committed: anything stored beyond it (a write that was never
+    /// committed) is discarded first. Returns the bytes stored and the new
+    /// state. A body that ends with an error stores nothing the caller can
+    /// rely on; a body that simply ends early is a short write.
+    async fn partial_write(
+        &self,
+        state: &str,
+        offset: u64,
+        body: ByteStream,
+    ) -> Result<PartialWritten, StorageError> {
+        let _ = (state, offset, body);
+        Err(StorageError::Unsupported("keep partial uploads"))
+    }
+
+    /// Reads `len` committed bytes at `offset` back, to compare a re-sent
+    /// overlap with what is stored.
+    async fn partial_read(
+        &self,
+        state: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StorageError> {
+        let _ = (state, offset, len);
+        Err(StorageError::Unsupported("read partial uploads back"))
+    }
+
+    /// Turns the first `size` bytes of a partial object into the object
+    /// `key`; returns its size.
+    async fn partial_complete(
+        &self,
+        state: &str,
+        size: u64,
+        key: &str,
+    ) -> Result<u64, StorageError> {
+        let _ = (state, size, key);
+        Err(StorageError::Unsupported("keep partial uploads"))
+    }
+
+    /// Throws a partial object away; a missing one is not an error.
+    async fn partial_abort(&self, state: &str) -> Result<(), StorageError> {
+        let _ = state;
+        Err(StorageError::Unsupported("keep partial uploads"))
+    }
 }
 
 /// Checks a key before it reaches any backend: relative, no `.`/`..` or

@@ -140,7 +140,7 @@ pub async fn run(
 
     // ffmpeg, with progress written to the database about once a second.
     let progress = Arc::new(AtomicU8::new(0));
-    let writer = spawn_progress_writer(app.clone(), enc.id.clone(), progress.clone());
+    let writer = spawn_progress_writer(app.clone(), &enc, progress.clone());
     let passes = planned.passes.len().max(1);
     let mut failure = None;
     for (i, args) in planned.passes.iter().enumerate() {
@@ -218,17 +218,29 @@ pub async fn run(
     enc.encoding_time = started.elapsed().as_secs_f64().round() as i64;
     enc.error_class = None;
     enc.error_message = None;
-    if !app.db.finish_encode(job, &app.worker_id, &enc).await? {
+    if app.db.finish_encode(job, &app.worker_id, &enc).await? {
+        crate::telemetry::encoding_finished(
+            &enc.cloud_id,
+            &enc.profile_name,
+            "success",
+            started.elapsed().as_secs_f64(),
+            out_facts.duration_ms,
+        );
+    } else {
         tracing::info!("encoding finished after its job was taken over; result discarded");
     }
     Ok(())
 }
 
+/// Writes progress changes to the database and reports them for the live
+/// stream and `encoding-progress` webhooks.
 fn spawn_progress_writer(
     app: Arc<App>,
-    encoding_id: String,
+    enc: &Encoding,
     progress: Arc<AtomicU8>,
 ) -> tokio::task::JoinHandle<()> {
+    let encoding_id = enc.id.clone();
+    let mut reporter = crate::notify::progress::ProgressReporter::new(app.clone(), enc);
     tokio::spawn(async move {
         let mut last = 0u8;
         loop {
@@ -239,40 +251,28 @@ fn spawn_progress_writer(
                 if let Err(e) = app.db.set_progress(&encoding_id, now as i64).await {
                     tracing::warn!(error = %e, "could not record progress");
                 }
+                reporter.report(now).await;
             }
         }
     })
 }
 
 fn failure_log(args: &[String], err: &ProcessError) -> String {
-    let stderr = match err {
-        ProcessError::Failed { stderr_tail, .. } => stderr_tail.as_str(),
-        _ => "",
-    };
+    let command = err
+        .command_line()
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::media::process::command_line(Tool::Ffmpeg, args));
     format!(
-        "command: ffmpeg {}\nresult: {err}\n\n--- end of ffmpeg's output ---\n{stderr}\n",
-        args.join(" ")
+        "command: {command}\nresult: {err}\n\n--- end of ffmpeg's output ---\n{}\n",
+        err.stderr_tail().unwrap_or("")
     )
 }
 
-/// The last meaningful line of ffmpeg's complaint, for `error_message`.
+/// The telling line of ffmpeg's complaint, for `error_message`.
 fn short_reason(err: &ProcessError) -> String {
-    match err {
-        ProcessError::Failed {
-            stderr_tail, code, ..
-        } => {
-            let line = stderr_tail
-                .lines()
-                .rev()
-                .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with("Conversion failed"))
-                .unwrap_or("no output");
-            format!(
-                "exit code {}: {line}",
-                code.map(|c| c.to_string()).unwrap_or("?".into())
-            )
-        }
-        other => other.to_string(),
+    match err.stderr_tail() {
+        Some(tail) if !tail.trim().is_empty() => crate::media::process::summarize_stderr(tail),
+        _ => err.to_string(),
     }
 }
 
@@ -287,14 +287,17 @@ async fn fail(
 ) -> Result<(), Transient> {
     tracing::info!(error_class = class.as_str(), error = %message, "encoding failed");
     if let Some(log) = log
-        && let Some(cloud) = app.db.cloud(&enc.cloud_id).await? {
-            let store = app.storage(&cloud);
-            put_bytes(store.as_ref(), &format!("{}.log", enc.path), log).await;
-        }
+        && let Some(cloud) = app.db.cloud(&enc.cloud_id).await?
+    {
+        let store = app.storage(&cloud);
+        put_bytes(store.as_ref(), &format!("{}.log", enc.path), log).await;
+    }
     enc.status = "fail".into();
     enc.error_class = Some(class.as_str().into());
     enc.error_message = Some(message);
-    app.db.finish_encode(job, &app.worker_id, &enc).await?;
+    if app.db.finish_encode(job, &app.worker_id, &enc).await? {
+        crate::telemetry::encoding_finished(&enc.cloud_id, &enc.profile_name, "fail", 0.0, None);
+    }
     Ok(())
 }
 

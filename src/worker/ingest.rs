@@ -131,6 +131,7 @@ pub async fn run(
     };
     apply_facts(&mut video, &facts);
     video.status = "success".into();
+    metrics::counter!("openpanda_videos_total", "outcome" => "success").increment(1);
     if app
         .db
         .finish_ingest(job, &app.worker_id, &video, cloud.priority)
@@ -153,6 +154,7 @@ async fn fail(
 ) -> Result<(), Transient> {
     tracing::info!(error_class = class.as_str(), error = %message, "video failed");
     video.status = "fail".into();
+    metrics::counter!("openpanda_videos_total", "outcome" => "fail").increment(1);
     video.error_class = Some(class.as_str().into());
     video.error_message = Some(message);
     app.db

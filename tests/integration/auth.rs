@@ -51,7 +51,11 @@ async fn missing_auth_params_get_400_naming_them() {
     }
 
     // cloud_id is required everywhere but /clouds (spec §2.6)
-    let r = c.request(Method::GET, "/videos.json").cloud_id(None).send().await;
+    let r = c
+        .request(Method::GET, "/videos.json")
+        .cloud_id(None)
+        .send()
+        .await;
     r.err(400, "BadRequest");
 }
 
@@ -74,7 +78,10 @@ async fn bad_signatures_get_401_not_authorized() {
         .send()
         .await
         .err(401, "NotAuthorized");
-    assert_eq!(msg, "Signatures do not match", "signed with the wrong secret");
+    assert_eq!(
+        msg, "Signatures do not match",
+        "signed with the wrong secret"
+    );
 
     // signed for other params than those sent: a tampered request
     let prepared = c
@@ -113,7 +120,10 @@ async fn timestamps_outside_the_window_are_expired() {
         .send()
         .await
         .err(401, "NotAuthorized");
-    assert_eq!(msg, "Signatures expired", "a GET signed 6 minutes in the future");
+    assert_eq!(
+        msg, "Signatures expired",
+        "a GET signed 6 minutes in the future"
+    );
 
     // 4 minutes either way is fine
     c.request(Method::GET, "/videos.json")
@@ -144,7 +154,10 @@ async fn timestamps_outside_the_window_are_expired() {
         .send()
         .await
         .err(401, "NotAuthorized");
-    assert_eq!(msg, "Signatures expired", "POST /videos.json signed 31 minutes ago");
+    assert_eq!(
+        msg, "Signatures expired",
+        "POST /videos.json signed 31 minutes ago"
+    );
 
     // other POSTs keep the 5-minute window
     let msg = c
@@ -154,7 +167,10 @@ async fn timestamps_outside_the_window_are_expired() {
         .send()
         .await
         .err(401, "NotAuthorized");
-    assert_eq!(msg, "Signatures expired", "POST /profiles.json signed 6 minutes ago");
+    assert_eq!(
+        msg, "Signatures expired",
+        "POST /profiles.json signed 6 minutes ago"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +183,10 @@ async fn a_post_signature_works_once() {
         .prepare();
     c.send_prepared(&create).await.ok();
     let msg = c.send_prepared(&create).await.err(401, "NotAuthorized");
-    assert_eq!(msg, "Signature already used", "the same signed POST sent twice");
+    assert_eq!(
+        msg, "Signature already used",
+        "the same signed POST sent twice"
+    );
 
     // PUT, GET and DELETE are not protected against replay (spec §2.7)
     let put = c
@@ -194,18 +213,33 @@ async fn unknown_ids_get_404_record_not_found() {
         (Method::GET, format!("/videos/{id}/metadata.json"), "Video"),
         (Method::GET, format!("/encodings/{id}.json"), "Encoding"),
         (Method::DELETE, format!("/encodings/{id}.json"), "Encoding"),
-        (Method::POST, format!("/encodings/{id}/cancel.json"), "Encoding"),
-        (Method::POST, format!("/encodings/{id}/retry.json"), "Encoding"),
+        (
+            Method::POST,
+            format!("/encodings/{id}/cancel.json"),
+            "Encoding",
+        ),
+        (
+            Method::POST,
+            format!("/encodings/{id}/retry.json"),
+            "Encoding",
+        ),
         (Method::GET, format!("/profiles/{id}.json"), "Profile"),
         (Method::PUT, format!("/profiles/{id}.json"), "Profile"),
         (Method::DELETE, format!("/profiles/{id}.json"), "Profile"),
     ];
     for (method, path, kind) in cases {
         let what = format!("{method} {path}");
-        let msg = c.request(method, &path).send().await.err(404, "RecordNotFound");
+        let msg = c
+            .request(method, &path)
+            .send()
+            .await
+            .err(404, "RecordNotFound");
         assert_eq!(msg, format!("Couldn't find {kind} with ID={id}"), "{what}");
     }
-    let msg = c.get("/videos/nope.json", &[]).await.err(404, "RecordNotFound");
+    let msg = c
+        .get("/videos/nope.json", &[])
+        .await
+        .err(404, "RecordNotFound");
     assert_eq!(msg, "Couldn't find Video with ID=nope");
 
     // a cloud_id that does not exist
@@ -216,7 +250,10 @@ async fn unknown_ids_get_404_record_not_found() {
         .await
         .err(404, "RecordNotFound");
     assert_eq!(msg, format!("Couldn't find Cloud with ID={id}"));
-    let msg = c.get(&format!("/clouds/{id}.json"), &[]).await.err(404, "RecordNotFound");
+    let msg = c
+        .get(&format!("/clouds/{id}.json"), &[])
+        .await
+        .err(404, "RecordNotFound");
     assert_eq!(msg, format!("Couldn't find Cloud with ID={id}"));
 
     // an unknown route is still a JSON answer
@@ -230,11 +267,17 @@ async fn only_json_is_supported_as_a_format() {
     let c = s.client();
     for path in ["/videos.xml", "/profiles.xml", "/videos.html"] {
         let msg = c.get(path, &[]).await.err(400, "BadRequest");
-        assert_eq!(msg, "Currently only .json is supported as a format", "GET {path}");
+        assert_eq!(
+            msg, "Currently only .json is supported as a format",
+            "GET {path}"
+        );
     }
     // no suffix at all is treated as JSON (the gem's own tests do this)
     let list = c.get("/videos", &[]).await.ok();
-    assert!(list.is_array(), "GET /v2/videos: expected an array, got {list}");
+    assert!(
+        list.is_array(),
+        "GET /v2/videos: expected an array, got {list}"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +290,11 @@ async fn bad_video_creation_requests_get_400_or_404() {
     r.err(400, "BadRequest");
 
     let msg = c
-        .upload_bytes("rf64.wav", wav.clone(), &[("profiles", "h264,no-such-profile")])
+        .upload_bytes(
+            "rf64.wav",
+            wav.clone(),
+            &[("profiles", "h264,no-such-profile")],
+        )
         .await
         .err(404, "RecordNotFound");
     assert!(
@@ -265,7 +312,11 @@ async fn bad_video_creation_requests_get_400_or_404() {
     );
 
     let msg = c
-        .upload_bytes("rf64.wav", wav.clone(), &[("profiles", "none"), ("path_format", "videos/:video_id/x")])
+        .upload_bytes(
+            "rf64.wav",
+            wav.clone(),
+            &[("profiles", "none"), ("path_format", "videos/:video_id/x")],
+        )
         .await
         .err(400, "BadRequest");
     assert!(
@@ -275,7 +326,11 @@ async fn bad_video_creation_requests_get_400_or_404() {
 
     let long = "x".repeat(257);
     let msg = c
-        .upload_bytes("rf64.wav", wav.clone(), &[("profiles", "none"), ("payload", &long)])
+        .upload_bytes(
+            "rf64.wav",
+            wav.clone(),
+            &[("profiles", "none"), ("payload", &long)],
+        )
         .await
         .err(400, "BadRequest");
     assert!(
@@ -285,7 +340,11 @@ async fn bad_video_creation_requests_get_400_or_404() {
 
     // none of the refused requests created a video
     let list = c.get("/videos.json", &[]).await.ok();
-    assert_eq!(list, serde_json::json!([]), "refused uploads must not create videos");
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "refused uploads must not create videos"
+    );
 
     // 256 characters is fine and echoed back
     let ok = "y".repeat(256);
@@ -293,12 +352,20 @@ async fn bad_video_creation_requests_get_400_or_404() {
         .upload_bytes("rf64.wav", wav, &[("profiles", "none"), ("payload", &ok)])
         .await
         .ok();
-    assert_eq!(v["payload"], ok.as_str(), "a 256-character payload should be echoed");
+    assert_eq!(
+        v["payload"],
+        ok.as_str(),
+        "a 256-character payload should be echoed"
+    );
     // profiles=none creates no encodings
     let vid = v["id"].as_str().unwrap();
     let v = c.wait_video(vid, SECS(60)).await;
     assert_eq!(v["status"], "success", "{v}");
-    assert_eq!(c.encodings_of(vid).await, Vec::<serde_json::Value>::new(), "profiles=none");
+    assert_eq!(
+        c.encodings_of(vid).await,
+        Vec::<serde_json::Value>::new(),
+        "profiles=none"
+    );
 }
 
 #[tokio::test]
@@ -315,7 +382,12 @@ async fn uploads_over_the_size_limit_get_413() {
         .upload_bytes("rotate-reflect.mp4", big, &[("profiles", "none")])
         .await
         .err(413, "FileSizeLimitExceeded");
-    assert_eq!(msg, "File size limit for this account is set to 100000 bytes");
+    assert_eq!(
+        msg,
+        "File size limit for this account is set to 100000 bytes"
+    );
     let small = media_bytes("rf64.wav");
-    c.upload_bytes("rf64.wav", small, &[("profiles", "none")]).await.ok();
+    c.upload_bytes("rf64.wav", small, &[("profiles", "none")])
+        .await
+        .ok();
 }

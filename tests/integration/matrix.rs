@@ -50,7 +50,11 @@ struct Case {
 }
 
 const fn fail(file: &'static str, why: &'static str) -> Case {
-    Case { file, out: Outcome::Fail, why }
+    Case {
+        file,
+        out: Outcome::Fail,
+        why,
+    }
 }
 const fn av(file: &'static str, w: f64, h: f64, secs: f64, why: &'static str) -> Case {
     media_case(file, Some((w, h)), true, Dur::About(secs), why)
@@ -70,15 +74,36 @@ const fn media_case(
 ) -> Case {
     Case {
         file,
-        out: Outcome::Media { video, audio, dur, upright_at: None },
+        out: Outcome::Media {
+            video,
+            audio,
+            dur,
+            upright_at: None,
+        },
         why,
     }
 }
 const fn upright(mut c: Case, t: f64) -> Case {
-    if let Outcome::Media { video, audio, dur, .. } = c.out {
-        c.out = Outcome::Media { video, audio, dur, upright_at: Some(t) };
+    if let Outcome::Media {
+        video, audio, dur, ..
+    } = c.out
+    {
+        c.out = Outcome::Media {
+            video,
+            audio,
+            dur,
+            upright_at: Some(t),
+        };
     }
     c
+}
+
+const fn still(file: &'static str, w: f64, h: f64, why: &'static str) -> Case {
+    Case {
+        file,
+        out: Outcome::StillImage { display: (w, h) },
+        why,
+    }
 }
 
 const LONG_FILE: &str = "long-6min-av1.mp4";
@@ -86,28 +111,29 @@ const LONG_FILE: &str = "long-6min-av1.mp4";
 /// One entry per file in ../shared/media. Sizes are DISPLAY sizes of the
 /// source; durations are what plays (from decoding every frame), not what a
 /// broken header claims.
+#[rustfmt::skip]
 const CASES: &[Case] = &[
     a("adpcm.wav", 1.02, "IMA ADPCM WAV decodes fine"),
-    a("alac.m4a", 1.02, "Apple Lossless audio-only"),
+    a("alac.m4a", 1.02, "Apple Lossless, audio-only"),
     a("amrnb.3gp", 3.0, "AMR-NB voice memo, audio-only"),
     v("android-slowmo.mp4", 1280.0, 720.0, 0.53, "VFR slow-motion clip, no audio track"),
     v("animated.gif", 314.0, 273.0, 3.0, "animated GIF is a silent video; odd height must be handled"),
     a("audio-only-aac.mp4", 1.05, "MP4 with only AAC: audio-only output"),
-    fail("audiobook-bad-duration.m4b", "its AAC track has no readable samples (timescale not set): only cover art remains, nothing playable"),
+    fail("audiobook-bad-duration.m4b", "its AAC track has no readable samples (timescale not set): only cover art, nothing plays"),
     av("av1.mp4", 1080.0, 720.0, 1.09, "AV1 + AAC"),
     av("avi-bad-length.avi", 256.0, 144.0, 1.97, "AVI header over-states the length; the content plays ~2 s"),
     av("bbb-51.mp4", 1280.0, 720.0, 5.31, "H.264 + 5.1 AAC"),
     fail("broken.mkv", "inconsistent Matroska element sizes: ffprobe cannot open it"),
     a("covers-2x2.m4a", 3.71, "cover images are not video: audio-only output"),
-    av("empty-track.mp4", 1080.0, 720.0, 1.07, "second, empty video track must be ignored"),
+    av("empty-track.mp4", 1080.0, 720.0, 1.07, "a second, empty video track must be ignored"),
     fail("empty.mp3", "0-byte file"),
     a("flac-cover.flac", 2.74, "cover art is not video: audio-only output"),
     av("fragmented.mp4", 1080.0, 720.0, 1.07, "fragmented MP4; header says 143165 s, content is ~1 s"),
-    a("garbage-prefix.mp3", 1.04, "a real ~1 s MP3 behind 100 kB of junk (players skip the junk); probing misreads it as 70 s AMR-NB"),
+    a("garbage-prefix.mp3", 1.04, "a real ~1 s MP3 behind 100 kB of junk (players skip it); probing misreads it as 70 s AMR-NB"),
     v("h263-qcif.3gp", 176.0, 144.0, 1.0, "H.263 feature-phone video, silent"),
     av("h264-aac.flv", 1080.0, 720.0, 1.12, "FLV H.264 + AAC"),
     av("hdr10-av1-mdcv.mp4", 1920.0, 1080.0, 1.02, "HDR10 AV1 10-bit must come out 8-bit"),
-    av("hdr10-av1-portrait.mp4", 720.0, 1280.0, 4.24, "portrait (stored portrait, no rotation) HDR10 AV1"),
+    av("hdr10-av1-portrait.mp4", 720.0, 1280.0, 4.24, "portrait HDR10 AV1 (stored portrait, no rotation)"),
     av("hdr10-hevc-sdr-container.mp4", 1920.0, 1080.0, 1.02, "HDR10 HEVC signalled only in the bitstream"),
     a("he-aac-v2.aac", 1.21, "raw ADTS HE-AAC v2"),
     fail("header-only.wav", "44-byte WAV header with zero samples: nothing to play"),
@@ -115,35 +141,26 @@ const CASES: &[Case] = &[
     av("hlg-1080p10.mp4", 1920.0, 1080.0, 0.3, "HLG 10-bit HEVC must come out 8-bit"),
     av("hls-segment-cea608.ts", 640.0, 360.0, 2.47, "MPEG-TS segment with captions"),
     av("interlaced-480i-bff.mkv", 853.3, 480.0, 10.02, "720x480 with 32:27 pixels displays 16:9"),
-    upright(
-        av("iphone-hlg-rot90.mov", 720.0, 1280.0, 0.12, "iPhone portrait HLG: upright, portrait, 8-bit, GPS stripped"),
-        0.05,
-    ),
+    upright(av("iphone-hlg-rot90.mov", 720.0, 1280.0, 0.12, "iPhone portrait HLG: upright, portrait, 8-bit, GPS stripped"), 0.05),
     av(LONG_FILE, 320.0, 180.0, 362.77, "6-minute AV1 with moov at the end (checked in its own test)"),
     v("many-subs.mp4", 640.0, 360.0, 10.05, "100 subtitle tracks must not get in the way"),
+    fail("min-asf.wmv", "535-byte ASF whose 1x1 MS-MPEG4v3 frames never decode"),
     av("mdat-too-long.mp4", 1080.0, 720.0, 1.05, "truncated-upload shape, still decodes"),
-    v("missing-stsd.mp4", 1080.0, 720.0, 1.0, "the audio track is undecodable (codec none): video-only output"),
+    v("missing-stsd.mp4", 1080.0, 720.0, 1.0, "its audio track is undecodable (codec none): video-only output"),
     av("mkv-pgs.mkv", 1080.0, 720.0, 1.05, "Matroska with bitmap subtitles; ~1 s of audio"),
     av("mkv-srt.mkv", 1080.0, 720.0, 1.1, "Matroska with SRT subtitles"),
-    Case {
-        file: "motion-photo.jpg",
-        out: Outcome::StillImage { display: (3024.0, 4032.0) },
-        why: "a still photo (its appended MP4 is cut short): refuse it, or make a short video of it shown upright (EXIF orientation) - no single right answer",
-    },
-    a("mp3-big-cover.mp3", 1.02, "1.5 MB cover picture is not video: audio-only output"),
+    still("motion-photo.jpg", 3024.0, 4032.0, "a still photo (its appended MP4 is cut short): refuse it, or make a short video of it shown upright (EXIF orientation); no single right answer"),
+    a("mp3-big-cover.mp3", 1.02, "a 1.5 MB cover picture is not video: audio-only output"),
     av("mpeg2-dvd.mpg", 640.0, 426.0, 0.13, "DVD-style program stream"),
     av("mpeg4-asp.avi", 960.0, 400.0, 4.09, "DivX-style AVI + MP3"),
     v("mpeg4-qcif.mp4", 176.0, 144.0, 1.0, "MPEG-4 Part 2, silent"),
-    v("mvhevc-spatial.mov", 1934.0, 2160.0, 0.06, "Apple spatial video: base view"),
+    v("mvhevc-spatial.mov", 1934.0, 2160.0, 0.06, "Apple spatial video: the base view"),
     av("no-duration.webm", 1280.0, 720.0, 4.94, "MediaRecorder WebM without a duration in the header"),
     fail("no-streams.mp4", "MP4 with zero streams"),
     v("odd-161x121.webm", 161.0, 121.0, 1.0, "odd width and height"),
     a("opus.opus", 2.74, "Ogg Opus"),
     av("pcm-1080p50.mov", 1920.0, 1080.0, 2.0, "camera MOV with PCM audio"),
-    upright(
-        av("phone-rot180-vfr.mp4", 1280.0, 720.0, 2.4, "phone held upside down: must come out upright; GPS stripped"),
-        1.0,
-    ),
+    upright(av("phone-rot180-vfr.mp4", 1280.0, 720.0, 2.4, "phone held upside down: must come out upright; GPS stripped"), 1.0),
     av("portrait-4k60-rot90.mp4", 2160.0, 3840.0, 0.31, "4K60 portrait phone clip (rotation -90): portrait output"),
     a("quad-8k.aif", 1.0, "4-channel AIFF"),
     a("rf64.wav", 0.35, "RF64 WAV"),
@@ -157,9 +174,9 @@ const CASES: &[Case] = &[
     fail("stub-real.rm", "RealMedia header stub"),
     a("tags-mixed-encodings.mp3", 1.04, "MP3 with ID3 tags in mixed encodings"),
     av("telecine-soft.mkv", 853.3, 480.0, 10.04, "soft-telecined 24p MPEG-2, 16:9 pixels"),
-    v("theora.ogv", 300.0, 200.0, 5.6, "Ogg Theora without avg frame rate"),
+    v("theora.ogv", 300.0, 200.0, 5.6, "Ogg Theora without an average frame rate"),
     v("tiny-1x1.mp4", 1.0, 1.0, 5.0, "1x1 4:4:4 H.264: upscaled to fit"),
-    media_case("tiny-8x8.webm", Some((8.0, 8.0)), false, Dur::AtMost(1.25), "a single 8x8 VP8 frame"),
+    v("tiny-8x8.webm", 8.0, 8.0, 1.0, "one 8x8 VP8 frame in a WebM that declares 1 s: players hold it for 1 s"),
     fail("tiny.avi", "1x1 MPEG-4 whose frames never decode"),
     v("transparent-vfr.gif", 128.0, 128.0, 2.1, "GIF with transparency and uneven delays"),
     fail("truncated-64bit.mp4", "2 kB cut-off MP4: nothing decodes"),
@@ -184,8 +201,20 @@ struct Target {
 }
 
 const TARGETS: [Target; 2] = [
-    Target { profile: "h264", ext: ".mp4", format: "mp4", vcodec: "h264", acodec: "aac" },
-    Target { profile: "webm", ext: ".webm", format: "webm", vcodec: "vp8", acodec: "vorbis" },
+    Target {
+        profile: "h264",
+        ext: ".mp4",
+        format: "mp4",
+        vcodec: "h264",
+        acodec: "aac",
+    },
+    Target {
+        profile: "webm",
+        ext: ".webm",
+        format: "webm",
+        vcodec: "vp8",
+        acodec: "vorbis",
+    },
 ];
 
 /// The h264 and webm presets are both 640x480.
@@ -210,9 +239,14 @@ fn expected_text(c: &Case) -> String {
         Outcome::Fail => "fail FormatNotRecognised, original kept".into(),
         Outcome::StillImage { display } => {
             let (w, h, _) = letterbox(display);
-            format!("fail FormatNotRecognised, or a still shown upright {}x{h}", w.round())
+            format!(
+                "fail FormatNotRecognised, or a still shown upright {}x{h}",
+                w.round()
+            )
         }
-        Outcome::Media { video, audio, dur, .. } => {
+        Outcome::Media {
+            video, audio, dur, ..
+        } => {
             let pic = match video {
                 Some(src) => {
                     let (w, h, _) = letterbox(src);
@@ -235,6 +269,7 @@ fn expected_text(c: &Case) -> String {
 /// Everything one file's run produced, checked.
 struct Row {
     file: String,
+    why: &'static str,
     expected: String,
     observed: String,
     problems: Vec<String>,
@@ -252,7 +287,11 @@ fn files_in_media_dir() -> Vec<String> {
 }
 
 /// Polls the video, then its encodings, until final or the deadline.
-async fn wait_final(c: &Client, vid: &str, deadline: Instant) -> Result<(Value, Vec<Value>), String> {
+async fn wait_final(
+    c: &Client,
+    vid: &str,
+    deadline: Instant,
+) -> Result<(Value, Vec<Value>), String> {
     loop {
         let video = c.video(vid).await;
         let status = video["status"].as_str().unwrap_or("");
@@ -265,7 +304,10 @@ async fn wait_final(c: &Client, vid: &str, deadline: Instant) -> Result<(Value, 
                 return Err(format!(
                     "video is {status} but encodings were not final in time: {}",
                     encs.iter()
-                        .map(|e| format!("{}={} {}%", e["profile_name"], e["status"], e["encoding_progress"]))
+                        .map(|e| format!(
+                            "{}={} {}%",
+                            e["profile_name"], e["status"], e["encoding_progress"]
+                        ))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
@@ -277,10 +319,17 @@ async fn wait_final(c: &Client, vid: &str, deadline: Instant) -> Result<(Value, 
     }
 }
 
-async fn run_case(c: Client, file: String, deadline: Instant, work: PathBuf, uploads: Arc<Semaphore>) -> Row {
+async fn run_case(
+    c: Client,
+    file: String,
+    deadline: Instant,
+    work: PathBuf,
+    uploads: Arc<Semaphore>,
+) -> Row {
     let case = case_of(&file);
     let mut row = Row {
         file: file.clone(),
+        why: case.why,
         expected: expected_text(case),
         observed: String::new(),
         problems: Vec::new(),
@@ -288,7 +337,8 @@ async fn run_case(c: Client, file: String, deadline: Instant, work: PathBuf, upl
     let bytes = media_bytes(&file);
     let resp = {
         let _permit = uploads.acquire().await.unwrap();
-        c.upload_bytes(&file, bytes.clone(), &[("profiles", "h264,webm")]).await
+        c.upload_bytes(&file, bytes.clone(), &[("profiles", "h264,webm")])
+            .await
     };
     if resp.status != 200 {
         row.observed = format!("upload refused: {} {}", resp.status, resp.json);
@@ -332,7 +382,9 @@ async fn check_case(
     );
     let (st, stored) = c.download(&key).await;
     if st != 200 {
-        p.push(format!("original: expected GET <url>{key} to answer 200, got {st}"));
+        p.push(format!(
+            "original: expected GET <url>{key} to answer 200, got {st}"
+        ));
     } else if stored != uploaded {
         p.push(format!(
             "original: stored copy differs from the upload ({} bytes stored, {} uploaded)",
@@ -345,7 +397,10 @@ async fn check_case(
         .map(|e| format!(".{}", e.to_string_lossy().to_lowercase()))
         .unwrap_or_default();
     if video["extname"].as_str() != Some(want_ext.as_str()) {
-        p.push(format!("video extname: expected {want_ext:?}, got {}", video["extname"]));
+        p.push(format!(
+            "video extname: expected {want_ext:?}, got {}",
+            video["extname"]
+        ));
     }
     if video["original_filename"].as_str() != Some(case.file) {
         p.push(format!(
@@ -396,7 +451,9 @@ async fn check_case(
         return;
     }
     if matches!(case.out, Outcome::Fail) {
-        p.push(format!("video: expected fail FormatNotRecognised, got {vstatus}"));
+        p.push(format!(
+            "video: expected fail FormatNotRecognised, got {vstatus}"
+        ));
     }
     if vstatus != "success" {
         row.observed = format!("video {vstatus}");
@@ -405,8 +462,15 @@ async fn check_case(
 
     // What the outputs should look like.
     let (src_video, want_audio, dur, upright_at) = match case.out {
-        Outcome::Media { video, audio, dur, upright_at } => (video, Some(audio), Some(dur), upright_at),
-        Outcome::StillImage { display } => (Some(display), Some(false), Some(Dur::AtMost(1.25)), None),
+        Outcome::Media {
+            video,
+            audio,
+            dur,
+            upright_at,
+        } => (video, Some(audio), Some(dur), upright_at),
+        Outcome::StillImage { display } => {
+            (Some(display), Some(false), Some(Dur::AtMost(1.25)), None)
+        }
         Outcome::Fail => (None, None, None, None),
     };
     let has_picture = match case.out {
@@ -417,19 +481,35 @@ async fn check_case(
     // Preview of the original, for videos with a picture (spec §7).
     let vpath = video["path"].as_str().unwrap_or("");
     if has_picture {
-        let (st, b) = c.download(&format!("{vpath}_1.jpg")).await;
+        let (st, b) = download_soon(c, &format!("{vpath}_1.jpg")).await;
         if st != 200 || !b.starts_with(&[0xFF, 0xD8]) {
-            p.push(format!("preview: expected a JPEG at <url>{vpath}_1.jpg, got status {st}"));
+            p.push(format!(
+                "preview: expected a JPEG at <url>{vpath}_1.jpg, got status {st}"
+            ));
         }
     }
-    let meta = c.get(&format!("/videos/{}/metadata.json", video["id"].as_str().unwrap_or("")), &[]).await;
+    let meta = c
+        .get(
+            &format!(
+                "/videos/{}/metadata.json",
+                video["id"].as_str().unwrap_or("")
+            ),
+            &[],
+        )
+        .await;
     if meta.status != 200 || !meta.json.is_object() {
-        p.push(format!("metadata: expected 200 with a JSON object, got {} {}", meta.status, meta.json));
+        p.push(format!(
+            "metadata: expected 200 with a JSON object, got {} {}",
+            meta.status, meta.json
+        ));
     }
 
     let mut observed = Vec::new();
     if encodings.len() != 2 {
-        p.push(format!("expected 2 encodings (h264, webm), got {}", encodings.len()));
+        p.push(format!(
+            "expected 2 encodings (h264, webm), got {}",
+            encodings.len()
+        ));
     }
     for t in &TARGETS {
         let Some(e) = encodings.iter().find(|e| e["profile_name"] == t.profile) else {
@@ -455,29 +535,48 @@ async fn check_case(
                 msg.push_str(&format!("; and <path>.log is missing (status {st})"));
             }
             p.push(msg);
-            observed.push(format!("{} {}", t.profile, e["status"].as_str().unwrap_or("?")));
+            observed.push(format!(
+                "{} {}",
+                t.profile,
+                e["status"].as_str().unwrap_or("?")
+            ));
             continue;
         }
         if e["extname"] != t.ext {
-            p.push(format!("{what}: expected extname {}, got {}", t.ext, e["extname"]));
+            p.push(format!(
+                "{what}: expected extname {}, got {}",
+                t.ext, e["extname"]
+            ));
         }
         if e["encoding_progress"] != 100 {
-            p.push(format!("{what}: expected encoding_progress 100, got {}", e["encoding_progress"]));
+            p.push(format!(
+                "{what}: expected encoding_progress 100, got {}",
+                e["encoding_progress"]
+            ));
         }
         let out_key = format!("{epath}{}", t.ext);
         let listed = e["files"]
             .as_array()
             .is_some_and(|f| f.iter().any(|x| x == &Value::String(out_key.clone())));
         if !listed {
-            p.push(format!("{what}: files should list {out_key:?}, got {}", e["files"]));
+            p.push(format!(
+                "{what}: files should list {out_key:?}, got {}",
+                e["files"]
+            ));
         }
         let (st, out) = c.download(&out_key).await;
         if st != 200 {
-            p.push(format!("{what}: expected the output at <url>{out_key}, got status {st}"));
+            p.push(format!(
+                "{what}: expected the output at <url>{out_key}, got status {st}"
+            ));
             continue;
         }
         if e["file_size"].as_u64() != Some(out.len() as u64) {
-            p.push(format!("{what}: file_size {} but the output has {} bytes", e["file_size"], out.len()));
+            p.push(format!(
+                "{what}: file_size {} but the output has {} bytes",
+                e["file_size"],
+                out.len()
+            ));
         }
         let local = work.join(format!("{}.{}{}", case.file, t.profile, t.ext));
         std::fs::write(&local, &out).unwrap();
@@ -492,7 +591,17 @@ async fn check_case(
         observed.push(format!("{} {summary}", t.profile));
 
         if let (Some(src), Some(v)) = (src_video, probe.video()) {
-            check_screenshots(c, &what, epath, (v.width, v.height), work, case.file, t.profile, p).await;
+            check_screenshots(
+                c,
+                &what,
+                epath,
+                (v.width, v.height),
+                work,
+                case.file,
+                t.profile,
+                p,
+            )
+            .await;
             if let Some(at) = upright_at {
                 check_upright(&what, case.file, &local, src, at, p);
             }
@@ -514,14 +623,21 @@ fn check_output(
     p: &mut Vec<String>,
 ) -> String {
     if !probe.format_name.contains(t.format) {
-        p.push(format!("{what}: expected a {} container, ffprobe says {}", t.format, probe.format_name));
+        p.push(format!(
+            "{what}: expected a {} container, ffprobe says {}",
+            t.format, probe.format_name
+        ));
     }
     if t.ext == ".mp4" && moov_before_mdat(bytes) != Some(true) {
-        p.push(format!("{what}: MP4 should have moov before mdat (faststart)"));
+        p.push(format!(
+            "{what}: MP4 should have moov before mdat (faststart)"
+        ));
     }
     let loc = probe.location_tags();
     if !loc.is_empty() {
-        p.push(format!("{what}: location metadata must not be copied, found {loc:?}"));
+        p.push(format!(
+            "{what}: location metadata must not be copied, found {loc:?}"
+        ));
     }
     let mut summary = Vec::new();
     match (src_video, probe.video()) {
@@ -576,10 +692,15 @@ fn check_output(
         (Some(true), Some(a)) => {
             summary.push(a.codec_name.clone());
             if a.codec_name != t.acodec {
-                p.push(format!("{what}: expected audio codec {}, got {}", t.acodec, a.codec_name));
+                p.push(format!(
+                    "{what}: expected audio codec {}, got {}",
+                    t.acodec, a.codec_name
+                ));
             }
         }
-        (Some(true), None) => p.push(format!("{what}: the source has decodable audio, the output has none")),
+        (Some(true), None) => p.push(format!(
+            "{what}: the source has decodable audio, the output has none"
+        )),
         (Some(false), Some(a)) => p.push(format!(
             "{what}: the source has no decodable audio, yet the output has a {} track",
             a.codec_name
@@ -590,10 +711,14 @@ fn check_output(
     summary.push(format!("{got:.2}s"));
     match dur {
         Some(Dur::About(want)) if !((got - want).abs() <= 0.25) => {
-            p.push(format!("{what}: expected a duration of {want:.2}s (±0.25), got {got:.3}s"));
+            p.push(format!(
+                "{what}: expected a duration of {want:.2}s (±0.25), got {got:.3}s"
+            ));
         }
         Some(Dur::AtMost(max)) if !(got <= max) => {
-            p.push(format!("{what}: expected a duration of at most {max:.2}s, got {got:.3}s"));
+            p.push(format!(
+                "{what}: expected a duration of at most {max:.2}s, got {got:.3}s"
+            ));
         }
         _ => {}
     }
@@ -615,7 +740,9 @@ async fn check_screenshots(
         let key = format!("{epath}_{n}.jpg");
         let (st, b) = c.download(&key).await;
         if st != 200 || !b.starts_with(&[0xFF, 0xD8]) {
-            p.push(format!("{what}: expected screenshot {n} (a JPEG) at <url>{key}, got status {st}"));
+            p.push(format!(
+                "{what}: expected screenshot {n} (a JPEG) at <url>{key}, got status {st}"
+            ));
             continue;
         }
         if n == 1 {
@@ -635,9 +762,18 @@ async fn check_screenshots(
 /// The output's picture at `at` seconds should match the source's picture
 /// as a player shows it (display matrix applied) better than the same
 /// picture turned upside down.
-fn check_upright(what: &str, file: &str, output: &Path, src: (f64, f64), at: f64, p: &mut Vec<String>) {
+fn check_upright(
+    what: &str,
+    file: &str,
+    output: &Path,
+    src: (f64, f64),
+    at: f64,
+    p: &mut Vec<String>,
+) {
     let Ok(probe) = ffprobe(output) else { return };
-    let Some((w, h)) = probe.display_size() else { return };
+    let Some((w, h)) = probe.display_size() else {
+        return;
+    };
     // the picture area inside the letterbox bars
     let ch = ((w as f64) * src.1 / src.0).round().min(h as f64) as u32 & !1;
     let crop = format!("crop={w}:{ch}:0:{}", (h - ch) / 2);
@@ -654,21 +790,26 @@ fn check_upright(what: &str, file: &str, output: &Path, src: (f64, f64), at: f64
 }
 
 fn print_table(title: &str, rows: &[Row]) -> String {
-    let mut s = format!("\n## {title}\n\n| file | expected | observed | problems |\n|---|---|---|---|\n");
+    let mut s = format!(
+        "\n## {title}\n\n| file | why | expected | observed | problems |\n|---|---|---|---|---|\n"
+    );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             r.file,
+            r.why,
             r.expected,
             r.observed,
-            if r.problems.is_empty() { "ok".to_string() } else { r.problems.join("<br>") }
+            if r.problems.is_empty() {
+                "ok".to_string()
+            } else {
+                r.problems.join("<br>")
+            }
         ));
     }
     println!("{s}");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}.md",
-        title.to_lowercase().replace(' ', "-")
-    ));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}.md", title.to_lowercase().replace(' ', "-")));
     let _ = std::fs::write(&out, &s);
     println!("(table written to {})", out.display());
     s
@@ -700,19 +841,35 @@ async fn every_media_sample_gives_the_outcome_a_user_expects() {
     let files = files_in_media_dir();
     let in_dir: BTreeSet<&str> = files.iter().map(String::as_str).collect();
     let in_table: BTreeSet<&str> = CASES.iter().map(|c| c.file).collect();
-    assert_eq!(
-        in_dir, in_table,
-        "the expectation table must cover exactly the files in ../shared/media"
+    let missing: Vec<&&str> = in_dir.difference(&in_table).collect();
+    let stale: Vec<&&str> = in_table.difference(&in_dir).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "the expectation table must cover exactly the files in ../shared/media; \
+         no entry for {missing:?}, entries without a file: {stale:?}"
     );
     let mut server = Server::start().await;
+    server
+        .client()
+        .post("/profiles.json", &[("preset_name", "webm")])
+        .await
+        .ok();
     let deadline = Instant::now() + Duration::from_secs(20 * 60);
     let started = Instant::now();
     let files: Vec<String> = files.into_iter().filter(|f| f != LONG_FILE).collect();
     let rows = run_files(&server, files, deadline).await;
-    println!("media matrix: {} files in {:.0?}", rows.len(), started.elapsed());
+    println!(
+        "media matrix: {} files in {:.0?}",
+        rows.len(),
+        started.elapsed()
+    );
     let table = print_table("Media matrix", &rows);
     server.assert_alive();
-    assert_eq!(server.healthz().await, 200, "the server should still answer /healthz");
+    assert_eq!(
+        server.healthz().await,
+        200,
+        "the server should still answer /healthz"
+    );
     server.assert_scratch_empty().await;
     let bad: Vec<String> = rows
         .iter()
@@ -731,6 +888,11 @@ async fn every_media_sample_gives_the_outcome_a_user_expects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_minute_av1_file_encodes_in_full() {
     let mut server = Server::start().await;
+    server
+        .client()
+        .post("/profiles.json", &[("preset_name", "webm")])
+        .await
+        .ok();
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30 * 60);
     let rows = run_files(&server, vec![LONG_FILE.to_string()], deadline).await;

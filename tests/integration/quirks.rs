@@ -13,12 +13,20 @@ async fn params_arrive_in_query_form_multipart_or_json() {
     // [py]/[node]: everything in the query string of a POST, empty body
     let p = c
         .request(Method::POST, "/profiles.json")
-        .params(&[("preset_name", "webm"), ("name", "from-query"), ("width", "320")])
+        .params(&[
+            ("preset_name", "webm"),
+            ("name", "from-query"),
+            ("width", "320"),
+        ])
         .query()
         .send()
         .await
         .ok();
-    assert_eq!((p["name"].clone(), p["width"].clone()), (json!("from-query"), json!(320)), "{p}");
+    assert_eq!(
+        (p["name"].clone(), p["width"].clone()),
+        (json!("from-query"), json!(320)),
+        "{p}"
+    );
     // gem/.NET/xabbuh: a form body
     let p = c
         .request(Method::POST, "/profiles.json")
@@ -64,12 +72,23 @@ async fn params_arrive_in_query_form_multipart_or_json() {
         .send()
         .await
         .ok();
-    assert_eq!((p["width"].clone(), p["height"].clone()), (json!(800), json!(600)), "{p}");
+    assert_eq!(
+        (p["width"].clone(), p["height"].clone()),
+        (json!(800), json!(600)),
+        "{p}"
+    );
     let p = c.get("/profiles/from-form.json", &[]).await.ok();
-    assert_eq!((p["width"].clone(), p["height"].clone()), (json!(800), json!(600)), "stored: {p}");
+    assert_eq!(
+        (p["width"].clone(), p["height"].clone()),
+        (json!(800), json!(600)),
+        "stored: {p}"
+    );
 
     // unknown extra params are ignored (the gem sends id=, video_id=)
-    let list = c.get("/profiles.json", &[("id", "x"), ("video_id", "y")]).await.ok();
+    let list = c
+        .get("/profiles.json", &[("id", "x"), ("video_id", "y")])
+        .await
+        .ok();
     assert!(list.is_array(), "{list}");
 }
 
@@ -102,17 +121,53 @@ async fn every_timestamp_format_of_real_clients_is_accepted() {
     let local = now.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap());
     let west = now.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).unwrap());
     let formats = [
-        ("gem >=1.4 (6 digits, Z)", now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
-        ("gem <=1.3 (local offset)", local.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()),
-        ("py (µs, +00:00)", now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()),
-        ("py/php/.NET (+00:00)", now.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()),
-        ("node (ms, Z)", now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-        ("go (4 digits)", format!("{}+00:00", &now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()[..24])),
-        ("cfc (Z, no fraction)", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-        ("old READMEs (no zone)", now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-        ("negative offset", west.format("%Y-%m-%dT%H:%M:%S%:z").to_string()),
-        ("offset without colon", local.format("%Y-%m-%dT%H:%M:%S%z").to_string()),
-        ("lowercase t and z", now.format("%Y-%m-%dt%H:%M:%Sz").to_string()),
+        (
+            "gem >=1.4 (6 digits, Z)",
+            now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        ),
+        (
+            "gem <=1.3 (local offset)",
+            local.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+        ),
+        (
+            "py (µs, +00:00)",
+            now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+        ),
+        (
+            "py/php/.NET (+00:00)",
+            now.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+        ),
+        (
+            "node (ms, Z)",
+            now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        ),
+        (
+            "go (4 digits)",
+            format!(
+                "{}+00:00",
+                &now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()[..24]
+            ),
+        ),
+        (
+            "cfc (Z, no fraction)",
+            now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+        (
+            "old READMEs (no zone)",
+            now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        ),
+        (
+            "negative offset",
+            west.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        ),
+        (
+            "offset without colon",
+            local.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+        ),
+        (
+            "lowercase t and z",
+            now.format("%Y-%m-%dt%H:%M:%Sz").to_string(),
+        ),
     ];
     for (client, ts) in formats {
         let r = c
@@ -157,7 +212,11 @@ async fn dotnet_and_xabbuh_encodings_verify() {
     let title = "My Clip (.NET) *draft*!";
     let p = c
         .request(Method::POST, "/profiles.json")
-        .params(&[("preset_name", "webm"), ("name", "dotnet"), ("title", title)])
+        .params(&[
+            ("preset_name", "webm"),
+            ("name", "dotnet"),
+            ("title", title),
+        ])
         .variant(Variant::DotNet)
         .send()
         .await
@@ -167,7 +226,11 @@ async fn dotnet_and_xabbuh_encodings_verify() {
     let title = "tilde~title";
     let p = c
         .request(Method::POST, "/profiles.json")
-        .params(&[("preset_name", "webm"), ("name", "xabbuh"), ("title", title)])
+        .params(&[
+            ("preset_name", "webm"),
+            ("name", "xabbuh"),
+            ("title", title),
+        ])
         .variant(Variant::Xabbuh)
         .send()
         .await
@@ -181,11 +244,21 @@ async fn cloud_id_is_optional_on_clouds_routes() {
     let c = s.client();
     let path = format!("/clouds/{}.json", s.cloud.id);
     // [gem] leaves cloud_id out on /clouds
-    let cloud = c.request(Method::GET, &path).cloud_id(None).send().await.ok();
+    let cloud = c
+        .request(Method::GET, &path)
+        .cloud_id(None)
+        .send()
+        .await
+        .ok();
     assert_eq!(cloud["id"], s.cloud.id.as_str(), "{cloud}");
     // [py] None, [node] null, [php]/[go] empty
     for v in ["None", "null", ""] {
-        let cloud = c.request(Method::GET, &path).cloud_id(Some(v)).send().await.ok();
+        let cloud = c
+            .request(Method::GET, &path)
+            .cloud_id(Some(v))
+            .send()
+            .await
+            .ok();
         assert_eq!(cloud["id"], s.cloud.id.as_str(), "cloud_id={v:?}: {cloud}");
     }
     let list = c
@@ -200,7 +273,10 @@ async fn cloud_id_is_optional_on_clouds_routes() {
         .iter()
         .filter_map(|c| c["id"].as_str())
         .collect();
-    assert!(ids.contains(&s.cloud.id.as_str()), "GET /clouds.json should list our cloud: {list}");
+    assert!(
+        ids.contains(&s.cloud.id.as_str()),
+        "GET /clouds.json should list our cloud: {list}"
+    );
 }
 
 fn events(v: &Value) -> Value {
@@ -212,10 +288,21 @@ async fn nested_notification_events_in_all_three_forms() {
     let s = Server::start().await;
     let c = s.client();
     let n = c.get("/notifications.json", &[]).await.ok();
-    for k in ["video_created", "video_encoded", "encoding_progress", "encoding_completed"] {
-        assert!(n["events"][k].is_boolean(), "events.{k} should be a JSON boolean: {n}");
+    for k in [
+        "video_created",
+        "video_encoded",
+        "encoding_progress",
+        "encoding_completed",
+    ] {
+        assert!(
+            n["events"][k].is_boolean(),
+            "events.{k} should be a JSON boolean: {n}"
+        );
     }
-    assert!(n.get("url").is_some(), "url should be present (null when unset): {n}");
+    assert!(
+        n.get("url").is_some(),
+        "url should be present (null when unset): {n}"
+    );
 
     // 1. bracket keys, signed with literal brackets (gem, node, xabbuh)
     let n = c
@@ -255,7 +342,10 @@ async fn nested_notification_events_in_all_three_forms() {
     // 3. [py]: events as one JSON string, everything in the query string
     let n = c
         .request(Method::PUT, "/notifications.json")
-        .param("events", r#"{"encoding_completed": "true", "video_created": "false"}"#)
+        .param(
+            "events",
+            r#"{"encoding_completed": "true", "video_created": "false"}"#,
+        )
         .query()
         .send()
         .await
@@ -281,7 +371,10 @@ async fn file_uploads_as_each_client_sends_them() {
     let mut ids = Vec::new();
 
     // gem/.NET: every signed param as a text field plus the file part
-    let v = c.upload_bytes("gem.wav", bytes.clone(), &[("profiles", "none")]).await.ok();
+    let v = c
+        .upload_bytes("gem.wav", bytes.clone(), &[("profiles", "none")])
+        .await
+        .ok();
     ids.push((v["id"].as_str().unwrap().to_string(), "gem.wav"));
 
     // [py]: the params in the query, a multipart body with only the file
@@ -309,8 +402,15 @@ async fn file_uploads_as_each_client_sends_them() {
         let v = c.wait_video(&id, SECS(60)).await;
         assert_eq!(v["status"], "success", "upload as {name}: {v}");
         assert_eq!(v["original_filename"], name, "{v}");
-        let key = format!("{}{}", v["path"].as_str().unwrap(), v["extname"].as_str().unwrap());
+        let key = format!(
+            "{}{}",
+            v["path"].as_str().unwrap(),
+            v["extname"].as_str().unwrap()
+        );
         let stored = expect_stored(name, &key, c.download(&key).await);
-        assert!(stored == bytes, "{name}: the stored original should equal the upload");
+        assert!(
+            stored == bytes,
+            "{name}: the stored original should equal the upload"
+        );
     }
 }

@@ -26,11 +26,17 @@ async fn origin(State(hits): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Respon
     hits.lock().unwrap().push(path.clone());
     if let Some(name) = path.strip_prefix("/files/") {
         match std::fs::read(std::path::Path::new(MEDIA_DIR).join(name)) {
-            Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+            Ok(bytes) => {
+                ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+            }
             Err(_) => StatusCode::NOT_FOUND.into_response(),
         }
     } else if let Some(name) = path.strip_prefix("/redirect/") {
-        (StatusCode::FOUND, [(header::LOCATION, format!("/files/{name}"))]).into_response()
+        (
+            StatusCode::FOUND,
+            [(header::LOCATION, format!("/files/{name}"))],
+        )
+            .into_response()
     } else if path == "/hang.mp4" {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         StatusCode::GATEWAY_TIMEOUT.into_response()
@@ -71,7 +77,10 @@ async fn a_served_file_is_fetched_and_encoded() {
     let c = s.client();
     let url = origin.url("/files/video-only.mp4");
     let v = c
-        .post("/videos.json", &[("source_url", &url), ("profiles", "h264")])
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "h264")],
+        )
         .await
         .ok();
     assert_eq!(v["source_url"], url.as_str(), "source_url is echoed: {v}");
@@ -80,9 +89,16 @@ async fn a_served_file_is_fetched_and_encoded() {
     let vid = v["id"].as_str().unwrap();
     let v = c.wait_video(vid, SECS(60)).await;
     assert_eq!(v["status"], "success", "{v}");
-    let key = format!("{}{}", v["path"].as_str().unwrap(), v["extname"].as_str().unwrap());
+    let key = format!(
+        "{}{}",
+        v["path"].as_str().unwrap(),
+        v["extname"].as_str().unwrap()
+    );
     let stored = expect_stored("fetched original", &key, c.download(&key).await);
-    assert!(stored == media_bytes("video-only.mp4"), "the stored original should equal the served file");
+    assert!(
+        stored == media_bytes("video-only.mp4"),
+        "the stored original should equal the served file"
+    );
     let encs = c.wait_encodings(vid, SECS(180)).await;
     assert_eq!(encs.len(), 1, "{encs:?}");
     assert_eq!(encs[0]["status"], "success", "{}", encs[0]);
@@ -90,7 +106,10 @@ async fn a_served_file_is_fetched_and_encoded() {
     // redirects are followed
     let url = origin.url("/redirect/rf64.wav");
     let v = c
-        .post("/videos.json", &[("source_url", &url), ("profiles", "none")])
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "none")],
+        )
         .await
         .ok();
     let v = c.wait_video(v["id"].as_str().unwrap(), SECS(60)).await;
@@ -105,7 +124,10 @@ async fn a_404_fails_the_video_with_download_failed() {
     let c = s.client();
     let url = origin.url("/missing.mp4");
     let v = c
-        .post("/videos.json", &[("source_url", &url), ("profiles", "h264")])
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "h264")],
+        )
         .await
         .ok();
     let vid = v["id"].as_str().unwrap();
@@ -116,7 +138,10 @@ async fn a_404_fails_the_video_with_download_failed() {
         "{v}"
     );
     let msg = v["error_message"].as_str().unwrap_or("");
-    assert!(msg.contains("404"), "the message should name the 404, got {msg:?}");
+    assert!(
+        msg.contains("404"),
+        "the message should name the 404, got {msg:?}"
+    );
     let encs = c.wait_encodings(vid, SECS(60)).await;
     for e in &encs {
         assert_eq!(
@@ -139,7 +164,10 @@ async fn a_server_that_never_answers_times_out() {
     let c = s.client();
     let url = origin.url("/hang.mp4");
     let v = c
-        .post("/videos.json", &[("source_url", &url), ("profiles", "none")])
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "none")],
+        )
         .await
         .ok();
     let v = c.wait_video(v["id"].as_str().unwrap(), SECS(60)).await;
@@ -150,7 +178,9 @@ async fn a_server_that_never_answers_times_out() {
     );
     let msg = v["error_message"].as_str().unwrap_or("").to_lowercase();
     assert!(
-        ["timed out", "timeout", "time-out", "time out"].iter().any(|w| msg.contains(w)),
+        ["timed out", "timeout", "time-out", "time out"]
+            .iter()
+            .any(|w| msg.contains(w)),
         "the message should say the download timed out, got {msg:?}"
     );
     assert_eq!(origin.hits(), vec!["/hang.mp4".to_string()]);
@@ -167,9 +197,17 @@ async fn a_source_over_the_size_limit_fails() {
     .await;
     let c = s.client();
     let url = origin.url("/files/rotate-reflect.mp4"); // 101674 bytes
-    let r = c.post("/videos.json", &[("source_url", &url), ("profiles", "none")]).await;
+    let r = c
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "none")],
+        )
+        .await;
     let v = c.wait_video(r.ok()["id"].as_str().unwrap(), SECS(60)).await;
-    assert_eq!(v["status"], "fail", "a 101674-byte source with a 100000-byte limit: {v}");
+    assert_eq!(
+        v["status"], "fail",
+        "a 101674-byte source with a 100000-byte limit: {v}"
+    );
     let class = v["error_class"].as_str().unwrap_or("");
     assert!(
         ["DownloadFailed", "FileSizeLimitExceeded"].contains(&class),
@@ -198,13 +236,21 @@ async fn private_addresses_are_refused_by_default() {
     let c = s.client();
     let port = origin.addr.port();
     let targets = [
-        ("127.0.0.1", format!("http://127.0.0.1:{port}/files/video-only.mp4")),
-        ("localhost", format!("http://localhost:{port}/files/h264-aac.flv")),
+        (
+            "127.0.0.1",
+            format!("http://127.0.0.1:{port}/files/video-only.mp4"),
+        ),
+        (
+            "localhost",
+            format!("http://localhost:{port}/files/h264-aac.flv"),
+        ),
         ("0.0.0.0", format!("http://0.0.0.0:{port}/files/rf64.wav")),
         ("::1", format!("http://[::1]:{port}/files/vorbis.ogg")),
     ];
     for (host, url) in &targets {
-        let r = c.post("/videos.json", &[("source_url", url), ("profiles", "none")]).await;
+        let r = c
+            .post("/videos.json", &[("source_url", url), ("profiles", "none")])
+            .await;
         let msg = if r.status == 400 {
             r.err(400, "BadRequest")
         } else {
@@ -219,9 +265,17 @@ async fn private_addresses_are_refused_by_default() {
         };
         let lower = msg.to_lowercase();
         let names_it = lower.contains(host)
-            || ["private", "loopback", "local", "not allowed", "forbidden", "blocked", "refus"]
-                .iter()
-                .any(|w| lower.contains(w));
+            || [
+                "private",
+                "loopback",
+                "local",
+                "not allowed",
+                "forbidden",
+                "blocked",
+                "refus",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
         assert!(
             names_it,
             "source_url {url}: the message should name the forbidden address or say why, got {msg:?}"

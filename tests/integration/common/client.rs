@@ -66,7 +66,10 @@ impl Resp {
             self.status,
             self.json
         );
-        let message = self.json["message"].as_str().unwrap_or_default().to_string();
+        let message = self.json["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(
             !message.is_empty(),
             "{}: expected a non-empty \"message\" in the error body, got {}",
@@ -219,7 +222,10 @@ impl<'a> Request<'a> {
         let mut all: Vec<(String, String)> = Vec::new();
         let keep = |k: &str| !self.omit.iter().any(|o| o == k);
         if keep("access_key") {
-            let key = self.access_key.clone().unwrap_or_else(|| c.access_key.clone());
+            let key = self
+                .access_key
+                .clone()
+                .unwrap_or_else(|| c.access_key.clone());
             all.push(("access_key".into(), key));
         }
         match &self.cloud_id {
@@ -246,9 +252,19 @@ impl<'a> Request<'a> {
             .sign_host
             .clone()
             .unwrap_or_else(|| c.addr.split(':').next().unwrap().to_string());
-        let secret = self.secret_key.clone().unwrap_or_else(|| c.secret_key.clone());
+        let secret = self
+            .secret_key
+            .clone()
+            .unwrap_or_else(|| c.secret_key.clone());
         let signature = self.signature.clone().unwrap_or_else(|| {
-            sign(&secret, self.method.as_str(), &host, &sign_path, &all, self.variant)
+            sign(
+                &secret,
+                self.method.as_str(),
+                &host,
+                &sign_path,
+                &all,
+                self.variant,
+            )
         });
         if keep("signature") {
             all.push(("signature".into(), signature));
@@ -420,8 +436,8 @@ impl Client {
 
     /// Uploads a local file; returns the new video (checked to be 200).
     pub async fn upload(&self, path: &std::path::Path, params: &[(&str, &str)]) -> Value {
-        let bytes = std::fs::read(path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let bytes =
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let name = path.file_name().unwrap().to_str().unwrap();
         self.upload_bytes(name, bytes, params).await.ok()
     }
@@ -436,7 +452,9 @@ impl Client {
             .await
             .ok();
         v.as_array()
-            .unwrap_or_else(|| panic!("GET /videos/{video_id}/encodings.json: expected an array, got {v}"))
+            .unwrap_or_else(|| {
+                panic!("GET /videos/{video_id}/encodings.json: expected an array, got {v}")
+            })
             .clone()
     }
 

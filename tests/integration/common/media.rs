@@ -23,14 +23,25 @@ pub fn media_bytes(name: &str) -> Vec<u8> {
 pub fn make_clip(out: &Path, seconds: u32, width: u32, height: u32, with_audio: bool) {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={width}x{height}:rate=25:duration={seconds}"));
+        .arg(format!(
+            "testsrc2=size={width}x{height}:rate=25:duration={seconds}"
+        ));
     if with_audio {
         cmd.args(["-f", "lavfi", "-i"])
-            .arg(format!("sine=frequency=440:sample_rate=44100:duration={seconds}"))
+            .arg(format!(
+                "sine=frequency=440:sample_rate=44100:duration={seconds}"
+            ))
             .args(["-c:a", "aac", "-b:a", "64k"]);
     }
-    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
-        .arg(out);
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ])
+    .arg(out);
     let st = cmd.output().expect("run ffmpeg");
     assert!(
         st.status.success(),

@@ -7,7 +7,7 @@ pub mod probe;
 pub mod server;
 pub mod sign;
 
-pub use client::{Client, Placement, Resp, is_final_encoding, now_timestamp};
+pub use client::{Client, is_final_encoding};
 pub use media::{MEDIA_DIR, make_clip, media, media_bytes};
 pub use probe::{ffprobe, moov_before_mdat};
 pub use server::{Server, ServerOpts};
@@ -16,6 +16,19 @@ pub use sign::Variant;
 use std::time::Duration;
 
 pub const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Polls for a stored object that is written shortly after the status
+/// change (the preview of the original); returns the last answer.
+pub async fn download_soon(c: &Client, key: &str) -> (u16, Vec<u8>) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = c.download(key).await;
+        if got.0 == 200 || start.elapsed() > Duration::from_secs(15) {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 /// Checks a stored object is downloadable at the cloud URL; returns its bytes.
 #[track_caller]

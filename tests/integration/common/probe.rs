@@ -47,7 +47,9 @@ impl Probe {
         {
             w = w * n as f64 / d as f64;
         }
-        if v.rotation.is_some_and(|r| (r.abs() % 180.0 - 90.0).abs() < 1.0) {
+        if v.rotation
+            .is_some_and(|r| (r.abs() % 180.0 - 90.0).abs() < 1.0)
+        {
             std::mem::swap(&mut w, &mut h);
         }
         Some((w.round() as u32, h.round() as u32))
@@ -64,7 +66,14 @@ impl Probe {
 
 pub fn ffprobe(path: &Path) -> Result<Probe, String> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
         .arg(path)
         .output()
         .map_err(|e| format!("cannot run ffprobe: {e}"))?;

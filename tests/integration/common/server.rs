@@ -70,7 +70,10 @@ fn env_for(cmd: &mut Command, opts: &ServerOpts) {
         cmd.env("OPENPANDA_ENCODING__X264_PRESET", "ultrafast");
         cmd.env("OPENPANDA_ENCODING__VPX_CPU_USED", "8");
     }
-    cmd.env("OPENPANDA_WORKERS__CONCURRENCY", opts.concurrency.to_string());
+    cmd.env(
+        "OPENPANDA_WORKERS__CONCURRENCY",
+        opts.concurrency.to_string(),
+    );
     if let Some(t) = opts.download_timeout_secs {
         cmd.env("OPENPANDA_LIMITS__DOWNLOAD_TIMEOUT_SECS", t.to_string());
     }

@@ -151,18 +151,34 @@ mod vectors {
     }
 
     fn check(got: String, want: &str, what: &str) {
-        assert_eq!(got, want, "signature for {what}: expected {want}, computed {got}");
+        assert_eq!(
+            got, want,
+            "signature for {what}: expected {want}, computed {got}"
+        );
     }
 
     #[test]
     fn signer_matches_docs_worked_example() {
         let params = usual("2011-03-01T15:39:10.260762Z");
         assert_eq!(
-            string_to_sign("GET", "api.pandastream.com", "/videos.json", &params, Variant::Strict),
+            string_to_sign(
+                "GET",
+                "api.pandastream.com",
+                "/videos.json",
+                &params,
+                Variant::Strict
+            ),
             "GET\napi.pandastream.com\n/videos.json\naccess_key=abcdefgh&cloud_id=123456789&timestamp=2011-03-01T15%3A39%3A10.260762Z"
         );
         check(
-            sign("ijklmnop", "GET", "api.pandastream.com", "/videos.json", &params, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "GET",
+                "api.pandastream.com",
+                "/videos.json",
+                &params,
+                Variant::Strict,
+            ),
             "kVnZs/NX13ldKPdhFYoVnoclr8075DwiZF0TGgIbMsc=",
             "the docs' worked example",
         );
@@ -182,7 +198,14 @@ mod vectors {
             "access_key=abcdefgh&cloud_id=123456789&path_format=my-path%2F%3Avideo_id%2F%3Aid&payload=user%3D42%26x%3D~ok&profiles=h264%2Cwebm&source_url=http%3A%2F%2Fexample.com%2Fmy%20video.mp4&timestamp=2015-03-16T12%3A00%3A00.123456Z"
         );
         check(
-            sign("ijklmnop", "POST", "api.pandastream.com", "/videos.json", &params, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "POST",
+                "api.pandastream.com",
+                "/videos.json",
+                &params,
+                Variant::Strict,
+            ),
             "kxhmu3wR9eiI22yTeYvbkdSppFlB/VlcMncGlJ17DmA=",
             "TV-2",
         );
@@ -204,7 +227,14 @@ mod vectors {
         );
         let host = "api.pandastream.com";
         check(
-            sign("ijklmnop", "PUT", host, "/notifications.json", &params, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "PUT",
+                host,
+                "/notifications.json",
+                &params,
+                Variant::Strict,
+            ),
             "USTvHRW/hPBjtSxhPOTwzWvVQDOvIzjTL1mse3840P4=",
             "TV-3",
         );
@@ -212,7 +242,14 @@ mod vectors {
         let mut minimal = usual("2015-03-16T12:00:00+00:00");
         minimal.push(("events[video_encoded]".into(), "true".into()));
         check(
-            sign("ijklmnop", "PUT", host, "/notifications.json", &minimal, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "PUT",
+                host,
+                "/notifications.json",
+                &minimal,
+                Variant::Strict,
+            ),
             "C7O0DCnSdoqiimBD8zFmuyCM53p5ceJsnr/a2s0qOJk=",
             "TV-3 minimal strict",
         );
@@ -221,7 +258,14 @@ mod vectors {
             "access_key=abcdefgh&cloud_id=123456789&events%5Bvideo_encoded%5D=true&timestamp=2015-03-16T12%3A00%3A00%2B00%3A00"
         );
         check(
-            sign("ijklmnop", "PUT", host, "/notifications.json", &minimal, Variant::PhpFlat),
+            sign(
+                "ijklmnop",
+                "PUT",
+                host,
+                "/notifications.json",
+                &minimal,
+                Variant::PhpFlat,
+            ),
             "SayAMzssN+ZKjEmLq/63imj5wLrWl81rLqSzzh6qnBw=",
             "TV-3 php flat key (e2)",
         );
@@ -229,7 +273,14 @@ mod vectors {
         let mut py = usual("2015-03-16T12:00:00.123456+00:00");
         py.push(("events".into(), r#"{"video_encoded": "true"}"#.into()));
         check(
-            sign("ijklmnop", "PUT", host, "/notifications.json", &py, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "PUT",
+                host,
+                "/notifications.json",
+                &py,
+                Variant::Strict,
+            ),
             "zude9SaQVXf0xWT2j+VGXpzaVRUq9QykNVKpVaum6EY=",
             "TV-3 py JSON events",
         );
@@ -242,7 +293,14 @@ mod vectors {
             ("timestamp", "2015-03-16T12:00:00.123456Z"),
         ]);
         check(
-            sign("ijklmnop", "GET", "api.pandastream.com", "/clouds/123456789.json", &gem, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "GET",
+                "api.pandastream.com",
+                "/clouds/123456789.json",
+                &gem,
+                Variant::Strict,
+            ),
             "ZDYLWnIWFMX7HaxwT4PuFVGl2BNY0u8X9NdDapuM8/s=",
             "TV-4 (no cloud_id)",
         );
@@ -255,32 +313,70 @@ mod vectors {
             ("use_all_profiles", "false"),
         ]));
         check(
-            sign("ijklmnop", "POST", "api-eu.pandastream.com", "/videos/upload.json", &upload, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "POST",
+                "api-eu.pandastream.com",
+                "/videos/upload.json",
+                &upload,
+                Variant::Strict,
+            ),
             "PSupRJs2qdIvwVk0gAnJkVeIV3pi++6uhXlSDiFD9wY=",
             "TV-5",
         );
 
         let tv6 = usual("2015-03-16T12:00:00.123456Z");
         check(
-            sign("ijklmnop", "GET", "localhost:8080", "/videos.json", &tv6, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "GET",
+                "localhost:8080",
+                "/videos.json",
+                &tv6,
+                Variant::Strict,
+            ),
             "vW5NPdNsXlaLSdM3wG9ROXJtOt4U6+I9q0fKkL0otT4=",
             "TV-6 with port",
         );
         check(
-            sign("ijklmnop", "GET", "localhost", "/videos.json", &tv6, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "GET",
+                "localhost",
+                "/videos.json",
+                &tv6,
+                Variant::Strict,
+            ),
             "95zkvyL9NLcoWx7tP39C5PsoyJfbR8A1AZnM1Pxj03s=",
             "TV-6 without port",
         );
 
         let mut tv7 = usual("2015-03-16T12:00:00+00:00");
-        tv7.push(("source_url".into(), "http://example.com/my video.mp4".into()));
+        tv7.push((
+            "source_url".into(),
+            "http://example.com/my video.mp4".into(),
+        ));
         check(
-            sign("ijklmnop", "POST", "api.pandastream.com", "/videos.json", &tv7, Variant::Strict),
+            sign(
+                "ijklmnop",
+                "POST",
+                "api.pandastream.com",
+                "/videos.json",
+                &tv7,
+                Variant::Strict,
+            ),
             "8kgTkdVh//hw9oT0ZqwRJ3cgIIOHQ5boo8pQuoEJk98=",
             "TV-7 strict",
         );
         check(
-            sign("ijklmnop", "POST", "api.pandastream.com", "/videos.json", &tv7, Variant::DotNet),
+            sign(
+                "ijklmnop",
+                "POST",
+                "api.pandastream.com",
+                "/videos.json",
+                &tv7,
+                Variant::DotNet,
+            ),
             "zFO3XjDNuOsja3Gi0Fl4xFweKVnv9g5H99K/Iy5vbqE=",
             "TV-7 .NET",
         );
@@ -298,22 +394,45 @@ mod vectors {
             v
         };
         let s = |method: &str, path: &str, params: &[(String, String)]| {
-            sign("my_secret_key", method, "myapihost", path, params, Variant::Strict)
+            sign(
+                "my_secret_key",
+                method,
+                "myapihost",
+                path,
+                params,
+                Variant::Strict,
+            )
         };
-        check(s("GET", "/videos", &gem(&[])), "kAiCpkP52a2XKISJjRCBWzWCN5CaeLK3Nj1AT25S/Go=", "gem GET");
         check(
-            s("POST", "/videos.json", &gem(&[("param1", "one"), ("param2", "two")])),
+            s("GET", "/videos", &gem(&[])),
+            "kAiCpkP52a2XKISJjRCBWzWCN5CaeLK3Nj1AT25S/Go=",
+            "gem GET",
+        );
+        check(
+            s(
+                "POST",
+                "/videos.json",
+                &gem(&[("param1", "one"), ("param2", "two")]),
+            ),
             "/Yu4CqImbYNXWwpNSIfHzdWeMsR5J7O6tfbSHXQO0aA=",
             "gem POST with params",
         );
-        check(s("POST", "/videos.json", &gem(&[])), "QpQQm0guSLSEXmQ+EP2qnKT0av5llLWBUylEk9NEStU=", "gem POST");
+        check(
+            s("POST", "/videos.json", &gem(&[])),
+            "QpQQm0guSLSEXmQ+EP2qnKT0av5llLWBUylEk9NEStU=",
+            "gem POST",
+        );
         check(
             s("POST", "/videos.json", &gem(&[("file", "@/tmp/x.mp4")])),
             "QpQQm0guSLSEXmQ+EP2qnKT0av5llLWBUylEk9NEStU=",
             "gem POST with a file param (excluded)",
         );
         check(
-            s("POST", "/videos.json", &gem(&[("tilde", "~"), ("space", " ")])),
+            s(
+                "POST",
+                "/videos.json",
+                &gem(&[("tilde", "~"), ("space", " ")]),
+            ),
             "v7++pgmzztwOWzZ+MoflgD1TT8Jxnqzl1v8gNnEbhX8=",
             "gem tilde and space",
         );
@@ -327,19 +446,35 @@ mod vectors {
             v.extend(p(extra));
             v
         };
-        check(s("POST", "/videos.json", &py(&[])), "TI2n/dsSllxFhxcEShRGKWtDSqxu+kuJUPs335NavMo=", "py POST");
         check(
-            s("POST", "/videos.json", &py(&[("param1", "one"), ("param2", "two")])),
+            s("POST", "/videos.json", &py(&[])),
+            "TI2n/dsSllxFhxcEShRGKWtDSqxu+kuJUPs335NavMo=",
+            "py POST",
+        );
+        check(
+            s(
+                "POST",
+                "/videos.json",
+                &py(&[("param1", "one"), ("param2", "two")]),
+            ),
             "w66goW6Ve5CT9Ibbx3ryvq4XM8OfIfSZe5oapgZBaUs=",
             "py POST with params",
         );
         check(
-            s("POST", "/videos.json", &py(&[("1", "one"), ("param2", "2")])),
+            s(
+                "POST",
+                "/videos.json",
+                &py(&[("1", "one"), ("param2", "2")]),
+            ),
             "n/tGZ9Pt70k+pprejGf8Khzxw9R1cAfrklh8lcjn+W0=",
             "py numeric key",
         );
         check(
-            s("POST", "/videos.json", &py(&[("tilde", "~"), ("space", " "), ("slash", "/")])),
+            s(
+                "POST",
+                "/videos.json",
+                &py(&[("tilde", "~"), ("space", " "), ("slash", "/")]),
+            ),
             "DHf9ERJmKQbcu8MCLP1Evv3BV2yIQo15MoTe9YV/rs8=",
             "py tilde, space, slash",
         );
@@ -353,7 +488,14 @@ mod vectors {
         );
 
         check(
-            sign("s3cr3t", "GET", "api.pandastream.com", "/videos.json", &[], Variant::Strict),
+            sign(
+                "s3cr3t",
+                "GET",
+                "api.pandastream.com",
+                "/videos.json",
+                &[],
+                Variant::Strict,
+            ),
             "RZml1S8BcxSTCaTSQVnXj/7QA0vM4M6FqRIUuntTYjk=",
             "php empty query",
         );
@@ -367,7 +509,14 @@ mod vectors {
             ("timestamp", "2010-07-16T06:27:54+00:00"),
         ]);
         check(
-            sign("s3cre3t", "POST", "api-eu.pandastream.com", "/videos.json", &php, Variant::Strict),
+            sign(
+                "s3cre3t",
+                "POST",
+                "api-eu.pandastream.com",
+                "/videos.json",
+                &php,
+                Variant::Strict,
+            ),
             "cjwZnRNeKzTS3yS3z4OSWXOW7PovPEk75ZYFmVzd4N8=",
             "php upload_redirect_url",
         );
@@ -406,7 +555,14 @@ mod vectors {
             ("another_parameter", "another_value"),
         ]);
         check(
-            sign("some_secret_key", "GET", "api.pandastream.com", "videos.json", &dotnet, Variant::DotNet),
+            sign(
+                "some_secret_key",
+                "GET",
+                "api.pandastream.com",
+                "videos.json",
+                &dotnet,
+                Variant::DotNet,
+            ),
             "z4gJjCHfeJtPjhFKcepIvmfYSyRQPTPbkTGpRoo0UWU=",
             ".NET unit test",
         );
