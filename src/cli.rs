@@ -69,6 +69,16 @@ enum Command {
     /// Print the effective configuration (all layers merged) as TOML, with
     /// secrets masked.
     Config,
+    /// Run encoding workers only (no API): claims jobs from the shared
+    /// database. Start as many as the machines allow.
+    Worker {
+        /// Directory for scratch space (and SQLite, when used).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Database URL (sqlite://… or postgres://…).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Manage clouds.
     Cloud {
         #[command(subcommand)]
@@ -134,6 +144,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             init_tracing(&config);
             serve(config).await
+        }
+        Command::Worker { data_dir, database } => {
+            let overrides = Overrides {
+                data_dir,
+                database_url: database,
+                ..Default::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            init_tracing(&config);
+            run_worker(config).await
         }
         Command::Encode { input, preset, out } => {
             let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
@@ -362,19 +382,50 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })
         .await?;
     if let Some(set) = workers.as_mut() {
-        let grace = Duration::from_secs(10);
-        if tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::warn!("running jobs did not finish in time; their leases will expire");
-        }
+        drain_workers(&app, set).await;
     }
     let _ = webhooks.await;
     if let Some(https) = https {
         let _ = https.await;
     }
     Ok(())
+}
+
+/// `openpanda worker`: job slots and webhook delivery, no HTTP.
+async fn run_worker(config: Config) -> anyhow::Result<()> {
+    let app = App::open(config).await?;
+    crate::app::sweep_scratch(&app);
+    let shutdown = CancellationToken::new();
+    let mut workers = crate::worker::spawn(app.clone(), shutdown.clone());
+    let webhooks = crate::notify::spawn(app.clone(), shutdown.clone());
+    tracing::info!(
+        worker_id = %app.worker_id,
+        slots = app.config.concurrency(),
+        "openpanda worker is running"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new jobs are claimed");
+    shutdown.cancel();
+    drain_workers(&app, &mut workers).await;
+    let _ = webhooks.await;
+    Ok(())
+}
+
+/// Lets running jobs finish within the grace period, then hands the rest
+/// back to the queue so another worker takes them at once.
+async fn drain_workers(app: &Arc<App>, set: &mut tokio::task::JoinSet<()>) {
+    let grace = Duration::from_secs(app.config.workers.shutdown_grace_secs);
+    let finished = tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} });
+    if finished.await.is_err() {
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        match app.db.release_jobs(&app.worker_id).await {
+            Ok(n) => tracing::warn!(jobs = n, "grace period over; running jobs handed back"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not hand jobs back; their leases will expire")
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -48,6 +48,8 @@ pub struct WorkersConfig {
     pub stall_secs: u64,
     /// Attempts before a job that keeps failing for transient reasons fails.
     pub max_attempts: i64,
+    /// Seconds running jobs get to finish on SIGTERM before they are handed back.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -169,6 +171,7 @@ impl Default for WorkersConfig {
             job_time_limit_secs: 6 * 3600,
             stall_secs: 300,
             max_attempts: 5,
+            shutdown_grace_secs: 30,
         }
     }
 }

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Extension;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::uploads::Scheme;
 use crate::app::App;
@@ -107,7 +107,10 @@ fn self_signed_pair(data_dir: &Path, listen: Option<&str>) -> anyhow::Result<(Pa
 fn listen_host(listen: &str) -> Option<String> {
     let host = match listen.parse::<SocketAddr>() {
         Ok(addr) => addr.ip().to_string(),
-        Err(_) => listen.rsplit_once(':').map_or(listen, |(h, _)| h).to_string(),
+        Err(_) => listen
+            .rsplit_once(':')
+            .map_or(listen, |(h, _)| h)
+            .to_string(),
     };
     let skip = ["", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"];
     (!skip.contains(&host.as_str())).then_some(host)
@@ -214,7 +217,10 @@ mod tests {
         server_config(&tls, dir.path()).unwrap();
         let cert = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
         server_config(&tls, dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap(), cert);
+        assert_eq!(
+            std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap(),
+            cert
+        );
     }
 
     #[test]
@@ -226,7 +232,10 @@ mod tests {
             self_signed: false,
         };
         let err = server_config(&tls, Path::new("/tmp")).unwrap_err();
-        assert!(format!("{err:#}").contains("/nonexistent/cert.pem"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("/nonexistent/cert.pem"),
+            "{err:#}"
+        );
     }
 
     #[test]

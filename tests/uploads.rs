@@ -53,7 +53,14 @@ async fn upl2_put_chunks_with_status_queries_resume_and_locations() {
             lost_one = true;
             let gap_start = at + step;
             let gap = format!("bytes {gap_start}-{}/{size}", gap_start + step - 1);
-            let a = chunk(http, Method::PUT, &next, &gap, &file[gap_start..gap_start + step]).await;
+            let a = chunk(
+                http,
+                Method::PUT,
+                &next,
+                &gap,
+                &file[gap_start..gap_start + step],
+            )
+            .await;
             a.expect_more(at, &location);
             // [upl2] pauses, then asks the ORIGINAL upload_url where it stands.
             let q = status_query(http, Method::PUT, &location, size).await;
@@ -85,12 +92,20 @@ async fn upl2_put_chunks_with_status_queries_resume_and_locations() {
     let done = server.wait_video(video_id).await;
     assert_eq!(done["status"], "success", "{done}");
     let (_, encodings) = server
-        .api(Method::GET, &format!("/videos/{video_id}/encodings.json"), &[])
+        .api(
+            Method::GET,
+            &format!("/videos/{video_id}/encodings.json"),
+            &[],
+        )
         .await;
     assert_eq!(encodings, serde_json::json!([]));
     let key = format!("{video_id}.mp4");
     assert_eq!(std::fs::read(server.object(&key)).unwrap(), file);
-    assert!(server.partial_files().is_empty(), "{:?}", server.partial_files());
+    assert!(
+        server.partial_files().is_empty(),
+        "{:?}",
+        server.partial_files()
+    );
 }
 
 /// [py] and [gem]: POST chunks whose last range is overstated (E = S+CHUNK-1
@@ -161,8 +176,10 @@ async fn multipart_post_to_the_location() {
     let mut body = Vec::new();
     for (name, value) in [("Filename", "Movie.MOV"), ("Upload", "Submit Query")] {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
         );
     }
     body.extend_from_slice(
@@ -175,7 +192,14 @@ async fn multipart_post_to_the_location() {
     body.extend_from_slice(&file);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let ct = format!("multipart/form-data; boundary={boundary}");
-    let a = send(&server.http, Method::POST, &location, &[("content-type", &ct)], body).await;
+    let a = send(
+        &server.http,
+        Method::POST,
+        &location,
+        &[("content-type", &ct)],
+        body,
+    )
+    .await;
     let v = a.expect_video(file.len());
     assert_eq!(v["original_filename"], "Movie.MOV");
     assert_eq!(v["extname"], ".mov");
@@ -189,9 +213,15 @@ async fn delete_aborts_the_session() {
     let file = pattern(10 * KIB);
     let (id, location) = server.open_session(file.len(), &[]).await;
     let http = &server.http;
-    chunk(http, Method::PUT, &location, "bytes 0-999/10240", &file[..1000])
-        .await
-        .expect_more(1000, &location);
+    chunk(
+        http,
+        Method::PUT,
+        &location,
+        "bytes 0-999/10240",
+        &file[..1000],
+    )
+    .await
+    .expect_more(1000, &location);
     assert_eq!(server.partial_files(), vec![format!("{id}.part")]);
     let a = send(http, Method::DELETE, &location, &[], Vec::new()).await;
     assert_eq!((a.status, a.body.as_str()), (200, ""), "{a:?}");
@@ -212,7 +242,10 @@ async fn cors_preflight_and_exposed_headers() {
     let preflight = [
         ("origin", "https://customer.example"),
         ("access-control-request-method", "PUT"),
-        ("access-control-request-headers", "content-type,content-range"),
+        (
+            "access-control-request-headers",
+            "content-type,content-range",
+        ),
     ];
     let v2 = format!("http://{}/v2/videos.json", server.addr);
     for url in [location.as_str(), v2.as_str()] {
@@ -235,7 +268,10 @@ fn check_cors(a: &harness::Answer, what: &str) {
     let h = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     assert_eq!(h("access-control-allow-origin"), "*", "{what}: {a:?}");
     for m in ["POST", "PUT", "DELETE", "OPTIONS"] {
-        assert!(h("access-control-allow-methods").contains(m), "{what}: {a:?}");
+        assert!(
+            h("access-control-allow-methods").contains(m),
+            "{what}: {a:?}"
+        );
     }
     for header in [
         "Content-Type",
@@ -245,9 +281,16 @@ fn check_cors(a: &harness::Answer, what: &str) {
         "X-File-Name",
         "X-Query-Params",
     ] {
-        assert!(h("access-control-allow-headers").contains(header), "{what}: {a:?}");
+        assert!(
+            h("access-control-allow-headers").contains(header),
+            "{what}: {a:?}"
+        );
     }
-    assert_eq!(h("access-control-expose-headers"), "Range, Location", "{what}: {a:?}");
+    assert_eq!(
+        h("access-control-expose-headers"),
+        "Range, Location",
+        "{what}: {a:?}"
+    );
 }
 
 /// A chunk that starts beyond the file, or whose body runs past it, is
@@ -258,12 +301,24 @@ async fn chunk_beyond_file_size_is_refused() {
     let file = pattern(1000);
     let (_, location) = server.open_session(1000, &[]).await;
     let http = &server.http;
-    chunk(http, Method::PUT, &location, "bytes 0-499/1000", &file[..500])
-        .await
-        .expect_more(500, &location);
-    chunk(http, Method::PUT, &location, "bytes 1000-1099/1000", &[1; 100])
-        .await
-        .expect_error(400, "beyond the file's last byte 999");
+    chunk(
+        http,
+        Method::PUT,
+        &location,
+        "bytes 0-499/1000",
+        &file[..500],
+    )
+    .await
+    .expect_more(500, &location);
+    chunk(
+        http,
+        Method::PUT,
+        &location,
+        "bytes 1000-1099/1000",
+        &[1; 100],
+    )
+    .await
+    .expect_error(400, "beyond the file's last byte 999");
     let mut long = file[500..].to_vec();
     long.extend_from_slice(&[9; 10]);
     chunk(http, Method::PUT, &location, "bytes 500-1009/1000", &long)
@@ -272,9 +327,15 @@ async fn chunk_beyond_file_size_is_refused() {
     status_query(http, Method::PUT, &location, 1000)
         .await
         .expect_more(500, &location);
-    chunk(http, Method::PUT, &location, "bytes 500-999/1000", &file[500..])
-        .await
-        .expect_video(1000);
+    chunk(
+        http,
+        Method::PUT,
+        &location,
+        "bytes 500-999/1000",
+        &file[500..],
+    )
+    .await
+    .expect_video(1000);
 }
 
 /// The same chunk body streamed without a Content-Length (chunked transfer
@@ -308,20 +369,38 @@ async fn overlapping_chunk_with_different_bytes_is_refused() {
     let file = pattern(1000);
     let (_, location) = server.open_session(1000, &[]).await;
     let http = &server.http;
-    chunk(http, Method::POST, &location, "bytes 0-599/1000", &file[..600])
-        .await
-        .expect_more(600, &location);
+    chunk(
+        http,
+        Method::POST,
+        &location,
+        "bytes 0-599/1000",
+        &file[..600],
+    )
+    .await
+    .expect_more(600, &location);
     let mut changed = file[590..].to_vec();
     changed[5] ^= 0xff;
-    chunk(http, Method::POST, &location, "bytes 590-999/1000", &changed)
-        .await
-        .expect_error(400, "byte 595 differs");
+    chunk(
+        http,
+        Method::POST,
+        &location,
+        "bytes 590-999/1000",
+        &changed,
+    )
+    .await
+    .expect_error(400, "byte 595 differs");
     status_query(http, Method::POST, &location, 1000)
         .await
         .expect_more(600, &location);
-    chunk(http, Method::POST, &location, "bytes 590-999/1000", &file[590..])
-        .await
-        .expect_video(1000);
+    chunk(
+        http,
+        Method::POST,
+        &location,
+        "bytes 590-999/1000",
+        &file[590..],
+    )
+    .await
+    .expect_video(1000);
 }
 
 /// An unreadable Content-Range is refused, naming the expected forms.
@@ -397,7 +476,11 @@ async fn expired_sessions_are_refused_and_swept() {
         "the sweep should have removed the partial data: {:?}",
         server.partial_files()
     );
-    assert!(server.partial_files().is_empty(), "{:?}", server.partial_files());
+    assert!(
+        server.partial_files().is_empty(),
+        "{:?}",
+        server.partial_files()
+    );
     status_query(http, Method::PUT, &swept, 100)
         .await
         .expect_error(404, "expired after 2 s without activity");
@@ -434,23 +517,38 @@ async fn concurrent_writes_to_one_session_are_serialised() {
 #[tokio::test]
 async fn opening_a_session_checks_its_parameters() {
     let server = Server::start(Opts::default()).await;
-    let cases: [(&[(&str, &str)], u16, &str); 5] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case; 5] = [
         (&[("file_name", "a.mp4")], 400, "file_size"),
         (&[("file_size", "10")], 400, "file_name"),
-        (&[("file_size", "0"), ("file_name", "a.mp4")], 400, "positive"),
         (
-            &[("file_size", "10"), ("file_name", "a.mp4"), ("profiles", "nope")],
+            &[("file_size", "0"), ("file_name", "a.mp4")],
+            400,
+            "positive",
+        ),
+        (
+            &[
+                ("file_size", "10"),
+                ("file_name", "a.mp4"),
+                ("profiles", "nope"),
+            ],
             404,
             "Profile",
         ),
         (
-            &[("file_size", "10"), ("file_name", "a.mp4"), ("path_format", "no-id")],
+            &[
+                ("file_size", "10"),
+                ("file_name", "a.mp4"),
+                ("path_format", "no-id"),
+            ],
             400,
             ":id",
         ),
     ];
     for (params, status, needle) in cases {
-        let (got, body) = server.api(Method::POST, "/videos/upload.json", params).await;
+        let (got, body) = server
+            .api(Method::POST, "/videos/upload.json", params)
+            .await;
         assert_eq!(got, status, "{params:?}: {body}");
         assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
     }
@@ -458,7 +556,14 @@ async fn opening_a_session_checks_its_parameters() {
     let (_, location) = server
         .open_session(10, &[("use_all_profiles", "1"), ("path_format", "up/:id")])
         .await;
-    let a = chunk(&server.http, Method::PUT, &location, "bytes 0-9/10", &[0; 10]).await;
+    let a = chunk(
+        &server.http,
+        Method::PUT,
+        &location,
+        "bytes 0-9/10",
+        &[0; 10],
+    )
+    .await;
     let v = a.expect_video(10);
     assert!(v["path"].as_str().unwrap().starts_with("up/"), "{v}");
     let id = v["id"].as_str().unwrap();
@@ -488,7 +593,10 @@ async fn delete_source_removes_only_the_original() {
         file.clone(),
     )
     .await;
-    let id = a.expect_video(file.len())["id"].as_str().unwrap().to_string();
+    let id = a.expect_video(file.len())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(server.wait_video(&id).await["status"], "success");
     let original = server.object(&format!("{id}.mp4"));
     assert!(original.exists());
@@ -496,9 +604,14 @@ async fn delete_source_removes_only_the_original() {
     let (status, body) = server
         .api(Method::DELETE, &format!("/videos/{id}/source.json"), &[])
         .await;
-    assert_eq!((status, body), (200, serde_json::json!({ "deleted": true })));
+    assert_eq!(
+        (status, body),
+        (200, serde_json::json!({ "deleted": true }))
+    );
     assert!(!original.exists(), "the original should be gone");
-    let (status, video) = server.api(Method::GET, &format!("/videos/{id}.json"), &[]).await;
+    let (status, video) = server
+        .api(Method::GET, &format!("/videos/{id}.json"), &[])
+        .await;
     assert_eq!((status, video["status"].as_str()), (200, Some("success")));
 
     let (status, enc) = server
@@ -514,7 +627,11 @@ async fn delete_source_removes_only_the_original() {
     assert_eq!(enc["error_class"], "FileNotFound", "{enc}");
 
     let (status, _) = server
-        .api(Method::DELETE, "/videos/0123456789abcdef0123456789abcdef/source.json", &[])
+        .api(
+            Method::DELETE,
+            "/videos/0123456789abcdef0123456789abcdef/source.json",
+            &[],
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -532,21 +649,44 @@ async fn https_listener_hands_out_https_locations() {
     let file = pattern(3000);
     let params = [("file_size", "3000"), ("file_name", "a.mp4")];
     let (status, body) = server
-        .api_at(&format!("https://{tls}"), Method::POST, "/videos/upload.json", &params)
+        .api_at(
+            &format!("https://{tls}"),
+            Method::POST,
+            "/videos/upload.json",
+            &params,
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let location = body["location"].as_str().unwrap().to_string();
-    assert_eq!(location, format!("https://{tls}/upload/{}", body["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("https://{tls}/upload/{}", body["id"].as_str().unwrap())
+    );
     let http = &server.http;
-    chunk(http, Method::POST, &location, "bytes 0-999/3000", &file[..1000])
-        .await
-        .expect_more(1000, &location);
-    chunk(http, Method::POST, &location, "bytes 999-2999/3000", &file[999..])
-        .await
-        .expect_video(3000);
+    chunk(
+        http,
+        Method::POST,
+        &location,
+        "bytes 0-999/3000",
+        &file[..1000],
+    )
+    .await
+    .expect_more(1000, &location);
+    chunk(
+        http,
+        Method::POST,
+        &location,
+        "bytes 999-2999/3000",
+        &file[999..],
+    )
+    .await
+    .expect_video(3000);
     // The same API over plain HTTP hands out plain locations.
     let (_, plain) = server.open_session(10, &[]).await;
-    assert!(plain.starts_with(&format!("http://{}/upload/", server.addr)), "{plain}");
+    assert!(
+        plain.starts_with(&format!("http://{}/upload/", server.addr)),
+        "{plain}"
+    );
     // The certificate is kept in the data directory for clients to pin.
     assert!(server.dir.join("tls/self-signed.crt").exists());
 }
@@ -568,7 +708,12 @@ async fn python_panda_library_scenario() {
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(script)
         .args(["--port", &port, "--access-key", &server.access_key])
-        .args(["--secret-key", &server.secret_key, "--cloud-id", &server.cloud_id])
+        .args([
+            "--secret-key",
+            &server.secret_key,
+            "--cloud-id",
+            &server.cloud_id,
+        ])
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(600), cmd.output())
         .await

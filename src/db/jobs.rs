@@ -75,8 +75,17 @@ pub(crate) async fn enqueue(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if tx.backend_name() == "PostgreSQL" {
+        // Delivered at commit to every listening worker process.
+        sqlx::query("NOTIFY openpanda_jobs")
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
+
+/// The channel workers LISTEN on for new jobs (PostgreSQL).
+pub const JOBS_CHANNEL: &str = "openpanda_jobs";
 
 /// Marks the job done if `owner` still holds it; false when it does not.
 pub(crate) async fn finish_tx(
@@ -199,6 +208,22 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Hands every job `owner` holds back to the queue (a worker shutting
+    /// down); returns how many.
+    pub async fn release_jobs(&self, owner: &str) -> Result<u64, DbError> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+             attempts = attempts - 1, run_after = $2, updated_at = $2 \
+             WHERE lease_owner = $1 AND state = 'running'",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     /// Number of jobs waiting to run.

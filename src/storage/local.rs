@@ -50,9 +50,8 @@ impl LocalStorage {
     /// The file of a partial upload. Its state is the upload id, checked
     /// again here so a bad state can never name another file.
     fn partial_path(&self, state: &str) -> Result<PathBuf, StorageError> {
-        let ok = !state.is_empty()
-            && state.len() <= 64
-            && state.chars().all(|c| c.is_ascii_hexdigit());
+        let ok =
+            !state.is_empty() && state.len() <= 64 && state.chars().all(|c| c.is_ascii_hexdigit());
         if !ok {
             return Err(StorageError::InvalidKey(state.to_string()));
         }
@@ -61,7 +60,11 @@ impl LocalStorage {
 
     /// Opens a partial file for writing at `offset`, dropping any bytes past
     /// it (a write that was never committed).
-    async fn open_partial_at(&self, state: &str, offset: u64) -> Result<tokio::fs::File, StorageError> {
+    async fn open_partial_at(
+        &self,
+        state: &str,
+        offset: u64,
+    ) -> Result<tokio::fs::File, StorageError> {
         let path = self.partial_path(state)?;
         let mut file = match tokio::fs::OpenOptions::new().write(true).open(&path).await {
             Ok(f) => f,
@@ -222,9 +225,7 @@ impl Storage for LocalStorage {
         tokio::fs::create_dir_all(&self.partial)
             .await
             .map_err(Self::io(id))?;
-        tokio::fs::File::create(&path)
-            .await
-            .map_err(Self::io(id))?;
+        tokio::fs::File::create(&path).await.map_err(Self::io(id))?;
         Ok(id.to_string())
     }
 
@@ -352,8 +353,12 @@ mod tests {
         assert_eq!(w.bytes, 9);
         // An uncommitted tail (bytes 9..12 written, only 6 committed) is
         // dropped by the next write at the committed offset.
-        s.partial_write(&state, 9, stream_of(&[b"XYZ"])).await.unwrap();
-        s.partial_write(&state, 9, stream_of(&[b"ld"])).await.unwrap();
+        s.partial_write(&state, 9, stream_of(&[b"XYZ"]))
+            .await
+            .unwrap();
+        s.partial_write(&state, 9, stream_of(&[b"ld"]))
+            .await
+            .unwrap();
         assert_eq!(&s.partial_read(&state, 4, 5).await.unwrap()[..], b"o wor");
         assert_eq!(s.partial_complete(&state, 11, "v/x.mp4").await.unwrap(), 11);
         assert_eq!(

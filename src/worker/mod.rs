@@ -55,6 +55,9 @@ impl From<sqlx::Error> for Transient {
 /// letting running jobs finish.
 pub fn spawn(app: Arc<App>, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    if app.db.backend == crate::db::Backend::Postgres {
+        set.spawn(listen_for_jobs(app.clone(), shutdown.clone()));
+    }
     for slot in 0..app.config.concurrency() {
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -63,6 +66,39 @@ pub fn spawn(app: Arc<App>, shutdown: CancellationToken) -> JoinSet<()> {
         );
     }
     set
+}
+
+/// Wakes this process's slots when any process queues a job (PostgreSQL
+/// LISTEN/NOTIFY), so idle workers do not have to poll tightly.
+async fn listen_for_jobs(app: Arc<App>, shutdown: CancellationToken) {
+    let url = app.config.database_url();
+    while !shutdown.is_cancelled() {
+        let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for jobs; polling meanwhile");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(crate::db::jobs::JOBS_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; polling meanwhile");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => app.wake_workers(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "job notifications lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
 }
 
 async fn slot_loop(app: Arc<App>, shutdown: CancellationToken) {

@@ -262,7 +262,7 @@ async fn aspect_modes_give_the_documented_sizes() {
             }
             let got = output_size(&c, &s.dir, e).await;
             // odd sizes round to an even number, either way
-            let close = |a: u32, b: u32| a.abs_diff(b) <= 2 && a % 2 == 0;
+            let close = |a: u32, b: u32| a.abs_diff(b) <= 2 && a.is_multiple_of(2);
             if !(close(got.0, want.0) && close(got.1, want.1)) {
                 problems.push(format!(
                     "{name} on {src}: expected {}x{}, got {}x{}",

@@ -707,15 +707,17 @@ fn check_output(
         )),
         _ => {}
     }
+    // NaN (no duration at all) fails both checks
     let got = probe.duration.unwrap_or(f64::NAN);
     summary.push(format!("{got:.2}s"));
+    let within = |x: f64, limit: f64| x <= limit;
     match dur {
-        Some(Dur::About(want)) if !((got - want).abs() <= 0.25) => {
+        Some(Dur::About(want)) if !within((got - want).abs(), 0.25) => {
             p.push(format!(
                 "{what}: expected a duration of {want:.2}s (±0.25), got {got:.3}s"
             ));
         }
-        Some(Dur::AtMost(max)) if !(got <= max) => {
+        Some(Dur::AtMost(max)) if !within(got, max) => {
             p.push(format!(
                 "{what}: expected a duration of at most {max:.2}s, got {got:.3}s"
             ));
@@ -782,7 +784,8 @@ fn check_upright(
     let up = gray_thumb(&source, at, "");
     let flipped = gray_thumb(&source, at, "hflip,vflip");
     let (d_up, d_flip) = (thumb_diff(&out, &up), thumb_diff(&out, &flipped));
-    if !(d_up < d_flip) {
+    let upright = d_up < d_flip;
+    if !upright {
         p.push(format!(
             "{what}: the picture does not look upright: it differs from the source as shown by {d_up:.1} and from the source upside down by {d_flip:.1}"
         ));

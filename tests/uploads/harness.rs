@@ -69,8 +69,15 @@ impl Server {
             .unwrap();
         let dir = tmp.path().to_path_buf();
         let mut cmd = Command::new(BIN);
-        cmd.args(["cloud", "create", "--name", "uploads", "--json", "--data-dir"])
-            .arg(&dir);
+        cmd.args([
+            "cloud",
+            "create",
+            "--name",
+            "uploads",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(&dir);
         env(&mut cmd, &opts, None);
         let out = cmd.output().expect("run openpanda cloud create");
         assert!(out.status.success(), "cloud create failed: {out:?}");
@@ -199,11 +206,12 @@ impl Server {
     /// Opens an upload session; returns (id, location).
     pub async fn open_session(&self, size: usize, extra: &[(&str, &str)]) -> (String, String) {
         let size = size.to_string();
-        let mut params = vec![("file_size", size.as_str()), ("file_name", "/home/me/clip.mp4")];
+        let mut params = vec![
+            ("file_size", size.as_str()),
+            ("file_name", "/home/me/clip.mp4"),
+        ];
         params.extend_from_slice(extra);
-        let (status, body) = self
-            .api(Method::POST, "/videos/upload.json", &params)
-            .await;
+        let (status, body) = self.api(Method::POST, "/videos/upload.json", &params).await;
         assert_eq!(status, 201, "POST /videos/upload.json: {body}");
         let id = body["id"].as_str().unwrap().to_string();
         let location = body["location"].as_str().unwrap().to_string();
@@ -214,11 +222,16 @@ impl Server {
     pub async fn wait_video(&self, id: &str) -> Value {
         let start = Instant::now();
         loop {
-            let (_, v) = self.api(Method::GET, &format!("/videos/{id}.json"), &[]).await;
+            let (_, v) = self
+                .api(Method::GET, &format!("/videos/{id}.json"), &[])
+                .await;
             if v["status"] != "processing" {
                 return v;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "video {id} stuck: {v}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "video {id} stuck: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -233,7 +246,10 @@ impl Server {
             if e["status"] != "processing" {
                 return e;
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "encoding {id} stuck: {e}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "encoding {id} stuck: {e}"
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -279,14 +295,21 @@ impl Answer {
         assert_eq!(self.status, 204, "expected 204, got {self:?}");
         let want = (received > 0).then(|| format!("0-{}", received - 1));
         assert_eq!(self.range, want, "Range after {received} bytes: {self:?}");
-        assert_eq!(self.location.as_deref(), Some(location), "Location: {self:?}");
+        assert_eq!(
+            self.location.as_deref(),
+            Some(location),
+            "Location: {self:?}"
+        );
         assert!(self.body.is_empty(), "204 with a body: {self:?}");
     }
 
     /// A 200 with the Video JSON and the full Range.
     #[track_caller]
     pub fn expect_video(&self, size: usize) -> Value {
-        assert_eq!(self.status, 200, "expected 200 with the video, got {self:?}");
+        assert_eq!(
+            self.status, 200,
+            "expected 200 with the video, got {self:?}"
+        );
         assert_eq!(self.range, Some(format!("0-{}", size - 1)), "{self:?}");
         let v = self.json();
         assert!(v["id"].as_str().is_some_and(|id| id.len() == 32), "{v}");
@@ -361,7 +384,12 @@ pub async fn chunk(
 }
 
 /// A status query (`bytes */L`, empty body).
-pub async fn status_query(http: &reqwest::Client, method: Method, url: &str, total: usize) -> Answer {
+pub async fn status_query(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    total: usize,
+) -> Answer {
     let range = format!("bytes */{total}");
     let headers = [
         ("content-type", "application/octet-stream"),
@@ -376,7 +404,14 @@ pub fn make_clip(dir: &Path, seconds: u32) -> Vec<u8> {
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=160x120:rate=25:duration={seconds}"))
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&out)
         .status()
         .expect("run ffmpeg");

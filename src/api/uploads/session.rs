@@ -211,9 +211,14 @@ async fn renew(db: Db, id: String, token: String, lost: Arc<AtomicBool>) {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.heartbeat.abort();
-        if self.held {
+        // Dropped without `release`: the request failed or its client went
+        // away. Release in the background (not at runtime shutdown, when the
+        // lease simply expires).
+        if self.held
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
             let (db, id, token) = (self.db.clone(), self.session_id.clone(), self.token.clone());
-            tokio::spawn(async move {
+            rt.spawn(async move {
                 let _ = db.release_upload_lease(&id, &token).await;
             });
         }
