@@ -17,6 +17,7 @@ use crate::domain::time::now_ms;
 use crate::media::process::Runner;
 use crate::storage::Storage;
 use crate::storage::local::LocalStorage;
+use crate::storage::metered::Metered;
 
 pub struct App {
     pub config: Config,
@@ -77,14 +78,13 @@ impl App {
 
     /// The object store of a cloud.
     pub fn storage(&self, cloud: &Cloud) -> Arc<dyn Storage> {
-        Arc::new(
-            LocalStorage::new(
-                self.storage_dir().join(&cloud.id),
-                self.tmp_dir(),
-                self.cloud_url(cloud),
-            )
-            .with_partial_dir(self.uploads_dir()),
+        let local = LocalStorage::new(
+            self.storage_dir().join(&cloud.id),
+            self.tmp_dir(),
+            self.cloud_url(cloud),
         )
+        .with_partial_dir(self.uploads_dir());
+        Arc::new(Metered::new(Arc::new(local), "local"))
     }
 
     /// Base URL of a cloud's objects, with a trailing slash (spec §4.5).

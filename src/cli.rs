@@ -252,9 +252,7 @@ pub async fn plan_for_file(
         preset_name: Some(preset.to_string()),
         ..Default::default()
     };
-    let profile = spec
-        .resolve()
-        .ok_or_else(|| anyhow::anyhow!("unknown preset {preset:?}"))?;
+    let profile = spec.resolve().map_err(|e| anyhow::anyhow!("{e}"))?;
     let input = std::path::absolute(input)?;
     let facts = crate::media::probe::probe(&input).await?;
     let speed = config.encoding.speed();
@@ -265,7 +263,7 @@ pub async fn plan_for_file(
         output: &target.output,
         screenshots: (profile.frame_count > 0).then_some(target.shots.as_path()),
         speed: &speed,
-        clip: Default::default(),
+        watermark: None,
     };
     Ok(plan(&request)?)
 }

@@ -706,14 +706,12 @@ async fn python_panda_library_scenario() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python_panda.py");
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let mut cmd = tokio::process::Command::new("python3");
+    // `--key=value`: a secret may start with '-' (URL-safe Base64).
     cmd.arg(script)
-        .args(["--port", &port, "--access-key", &server.access_key])
-        .args([
-            "--secret-key",
-            &server.secret_key,
-            "--cloud-id",
-            &server.cloud_id,
-        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--access-key={}", server.access_key))
+        .arg(format!("--secret-key={}", server.secret_key))
+        .arg(format!("--cloud-id={}", server.cloud_id))
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(600), cmd.output())
         .await

@@ -85,10 +85,26 @@ pub fn ok(value: serde_json::Value) -> ApiResult<Response> {
 }
 
 async fn panda(State(app): State<Arc<App>>, req: Request) -> Response {
-    match handle(app, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    use tracing::Instrument;
+    // Parameters are never recorded: they carry signatures and keys.
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %crate::telemetry::route_label(req.uri().path()),
+        cloud = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    async move {
+        let resp = match handle(app, req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
+        tracing::Span::current().record("status", resp.status().as_u16());
+        tracing::debug!("request handled");
+        resp
     }
+    .instrument(span)
+    .await
 }
 
 async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
@@ -106,6 +122,9 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         &params,
     )
     .await?;
+    if let Some(c) = &cloud {
+        tracing::Span::current().record("cloud", c.id.as_str());
+    }
     let base_url = uploads::base_url(&parts, &app.config.public_url());
     let ctx = Ctx {
         app,

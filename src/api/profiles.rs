@@ -1,5 +1,7 @@
-//! `/profiles…` (spec §3.4): presets with overrides.
+//! `/profiles…` (spec §3.4): presets with overrides, and custom command
+//! profiles (spec §8.4) whose command is checked before it is saved.
 
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::{ApiError, ApiResult};
@@ -9,7 +11,10 @@ use super::{list_body, ok, views};
 use crate::domain::ids::new_id;
 use crate::domain::model::Profile;
 use crate::domain::path_format;
-use crate::domain::profile::{AspectMode, PRESETS, ProfileSpec, preset};
+use crate::domain::options::{FrameSelection, is_h264_level};
+use crate::domain::profile::{
+    AspectMode, OutputKind, PRESET_ALIASES, PRESETS, ProfileError, ProfileSpec, preset,
+};
 use crate::domain::time::now_ms;
 
 pub async fn list(ctx: &Ctx) -> ApiResult<Response> {
@@ -43,16 +48,28 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Response> {
     let cloud = ctx.cloud()?;
     let mut spec = apply_params(&ctx.params, ProfileSpec::default())?;
     let preset_name = ctx.params.value("preset_name").map(str::to_string);
-    match &preset_name {
-        Some(name) => check_preset(name)?,
-        None => {
+    match (&preset_name, &spec.command) {
+        (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "preset_name is required: custom command profiles are not supported by this \
-                 server yet",
+                "give either preset_name (a preset profile) or command (a custom profile), not both",
+            ));
+        }
+        (Some(name), None) => check_preset(name)?,
+        (None, Some(_)) if spec.extname.is_none() => {
+            return Err(ApiError::bad_request(
+                "extname is required for a custom command profile, e.g. extname=.mp4",
+            ));
+        }
+        (None, Some(_)) => {}
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "preset_name is required, or command and extname for a custom command profile",
             ));
         }
     }
     spec.preset_name = preset_name.clone();
+    settle_frame_choice(&ctx.params, &mut spec)?;
+    check_profile(ctx, &spec).await?;
     let name = ctx.params.value("name").map(str::to_string).or(preset_name);
     if let Some(n) = &name {
         ensure_unique_name(ctx, n, None).await?;
@@ -80,6 +97,21 @@ pub async fn update(ctx: &Ctx, key: &str) -> ApiResult<Response> {
         ));
     }
     profile.spec = apply_params(&ctx.params, profile.spec)?;
+    match (&profile.spec.preset_name, &profile.spec.command) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "a preset profile cannot have a command; create a custom profile instead",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "command is required for a custom command profile",
+            ));
+        }
+        _ => {}
+    }
+    settle_frame_choice(&ctx.params, &mut profile.spec)?;
+    check_profile(ctx, &profile.spec).await?;
     if ctx.params.get("name").is_some() {
         let name = ctx.params.value("name").map(str::to_string);
         if let Some(n) = &name {
@@ -102,7 +134,11 @@ fn check_preset(name: &str) -> ApiResult<()> {
     if preset(name).is_some() {
         return Ok(());
     }
-    let known: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+    let known: Vec<&str> = PRESETS
+        .iter()
+        .map(|p| p.name)
+        .chain(PRESET_ALIASES.iter().map(|(alias, _)| *alias))
+        .collect();
     Err(ApiError::bad_request(format!(
         "Unknown preset_name {name:?}; this server knows: {}",
         known.join(", ")
@@ -122,6 +158,79 @@ async fn ensure_unique_name(ctx: &Ctx, name: &str, except: Option<&str>) -> ApiR
         return Err(ApiError::bad_request(format!(
             "Name has already been taken: a profile named {name:?} exists"
         )));
+    }
+    Ok(())
+}
+
+/// The options of a profile about to be saved must all be usable: the same
+/// parsing the worker does (clip times, watermark lengths, thumbnail
+/// choices, extnames), and a watermark URL must not point at this machine
+/// or its networks (checked again when it is downloaded).
+async fn check_profile(ctx: &Ctx, spec: &ProfileSpec) -> ApiResult<()> {
+    let resolved = spec.resolve().map_err(|e| match e {
+        ProfileError::Invalid(e) => ApiError::bad_request(e.to_string()),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    if resolved.kind == OutputKind::Thumbnail
+        && let FrameSelection::Count(n) = resolved.frames
+        && n < 1
+    {
+        return Err(ApiError::bad_request(format!(
+            "frame_count must be at least 1 for a thumbnail profile; got {n}"
+        )));
+    }
+    match &resolved.watermark {
+        Some(wm) => check_watermark_url(ctx, &wm.url).await,
+        None => Ok(()),
+    }
+}
+
+/// A watermark URL must be http(s), and unless the operator allows private
+/// networks its host must not be (or resolve to) a loopback, private or
+/// link-local address. A name that does not resolve now is accepted: the
+/// worker's guarded download decides.
+async fn check_watermark_url(ctx: &Ctx, raw: &str) -> ApiResult<()> {
+    let url = crate::worker::fetch::check_url_syntax(raw).map_err(|_| {
+        ApiError::bad_request(format!("watermark_url {raw:?} must be an http or https URL"))
+    })?;
+    if ctx.app.config.fetch.allow_private_networks {
+        return Ok(());
+    }
+    match crate::outbound::check_public(&url).await {
+        Err(refused @ crate::outbound::Refused::Forbidden { .. }) => Err(ApiError::bad_request(
+            format!("watermark_url {raw} is not allowed: {refused}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Thumbnail profiles take at most one of `frame_count`, `frame_offsets`
+/// and `frame_interval` (spec §8.1). Several in one request are refused;
+/// one replaces whichever was stored before, so a client can switch.
+fn settle_frame_choice(p: &Params, spec: &mut ProfileSpec) -> ApiResult<()> {
+    let thumbnail = spec
+        .preset_name
+        .as_deref()
+        .and_then(preset)
+        .is_some_and(|p| p.kind == OutputKind::Thumbnail);
+    if !thumbnail {
+        return Ok(());
+    }
+    let given: Vec<&str> = ["frame_count", "frame_offsets", "frame_interval"]
+        .into_iter()
+        .filter(|k| p.value(k).is_some())
+        .collect();
+    match given.as_slice() {
+        [] => {}
+        ["frame_count"] => (spec.frame_offsets, spec.frame_interval) = (None, None),
+        ["frame_offsets"] => (spec.frame_count, spec.frame_interval) = (None, None),
+        ["frame_interval"] => (spec.frame_count, spec.frame_offsets) = (None, None),
+        several => {
+            return Err(ApiError::bad_request(format!(
+                "give at most one of frame_count, frame_offsets and frame_interval; got {}",
+                several.join(", ")
+            )));
+        }
     }
     Ok(())
 }
@@ -185,6 +294,14 @@ pub fn apply_params(p: &Params, mut spec: ProfileSpec) -> ApiResult<ProfileSpec>
             Some(e) => Some(check_extname(e)?),
         };
     }
+    if p.get("command").is_some() {
+        spec.command = p.value("command").map(str::to_string);
+        if let Some(command) = &spec.command {
+            crate::media::command::parse(command).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "CommandInvalid", e.to_string())
+            })?;
+        }
+    }
     if p.get("path_format").is_some() {
         spec.path_format = p.value("path_format").map(str::to_string);
         if let Some(pf) = &spec.path_format {
@@ -238,5 +355,31 @@ fn check_ranges(s: &ProfileSpec) -> ApiResult<()> {
             "h264_profile must be baseline, main or high; got {p:?}"
         )));
     }
+    if let Some(level) = &s.h264_level
+        && !is_h264_level(level)
+    {
+        return Err(ApiError::bad_request(format!(
+            "h264_level must be a level like 3.0 or 3.1; got {level:?}"
+        )));
+    }
+    for (name, value) in [
+        ("keyframe_interval", s.keyframe_interval),
+        ("keyframe_rate", s.keyframe_rate),
+    ] {
+        if let Some(v) = value
+            && !(v.is_finite() && v > 0.0 && v <= 100_000.0)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be a positive number; got {v}"
+            )));
+        }
+    }
+    if s.two_pass == Some(true) && s.h264_crf.is_some() {
+        return Err(ApiError::bad_request(
+            "h264_crf and two_pass cannot be combined: two-pass encoding aims at video_bitrate",
+        ));
+    }
+    in_range("max_rate", s.max_rate, 1, 200_000)?;
+    in_range("buffer_size", s.buffer_size, 1, 400_000)?;
     Ok(())
 }

@@ -211,7 +211,7 @@ pub fn new_video(
 pub fn new_encoding(video: &Video, profile: &Profile) -> ApiResult<Encoding> {
     let id = new_id();
     let now = now_ms();
-    let resolved = profile.spec.resolve();
+    let resolved = profile.spec.resolve().ok();
     let extname = resolved
         .as_ref()
         .map(|r| r.extname.clone())

@@ -172,6 +172,22 @@ impl Db {
         tx.commit().await
     }
 
+    /// Records that a worker started an encoding, unless it stopped being
+    /// `processing` meanwhile (cancelled): false then.
+    pub async fn mark_started(&self, e: &Encoding) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE encodings SET started_encoding_at = $2, worker_id = $3, \
+             encoding_progress = 0, updated_at = $4 WHERE id = $1 AND status = 'processing'",
+        )
+        .bind(&e.id)
+        .bind(e.started_encoding_at)
+        .bind(&e.worker_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Writes only the progress of a running encoding (cheap, frequent).
     pub async fn set_progress(&self, id: &str, progress: i64) -> Result<(), DbError> {
         sqlx::query(

@@ -1,7 +1,8 @@
 //! The database layer: one set of portable SQL on SQLite (embedded default)
 //! and PostgreSQL (fleets), through sqlx's `Any` driver. Queries use `$N`
 //! placeholders, which both back ends accept. The only dialect-specific SQL
-//! is in the job queue's claim (`SKIP LOCKED` on PostgreSQL).
+//! is in the claims of the job queue and the webhook outbox (`SKIP LOCKED`
+//! on PostgreSQL).
 
 pub mod clouds;
 pub mod encodings;

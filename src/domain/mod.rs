@@ -3,6 +3,7 @@
 
 pub mod ids;
 pub mod model;
+pub mod options;
 pub mod path_format;
 pub mod profile;
 pub mod time;

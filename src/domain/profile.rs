@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::options::{Clip, FrameSelection, OptionError, Watermark};
+
 /// How the picture is fitted into the profile's width and height (spec §8.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -106,11 +108,21 @@ pub enum OutputKind {
     Aac,
     /// Vorbis audio in Ogg.
     Vorbis,
+    /// Still images of the original (JPEG or PNG), no video stream.
+    Thumbnail,
+    /// Whatever a custom profile's `command` writes (spec §8.4).
+    Command,
 }
 
 impl OutputKind {
+    /// The output carries an encoded video stream.
     pub fn has_video(self) -> bool {
         matches!(self, Self::Mp4H264 | Self::WebmVp8 | Self::OggTheora)
+    }
+
+    /// The output carries an encoded audio stream.
+    pub fn has_audio(self) -> bool {
+        !matches!(self, Self::Thumbnail | Self::Command)
     }
 }
 
@@ -124,6 +136,7 @@ pub struct Preset {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub video_bitrate: Option<i64>,
+    /// kbit/s; unused (0) for thumbnails.
     pub audio_bitrate: i64,
     pub h264_profile: Option<&'static str>,
 }
@@ -171,8 +184,8 @@ const fn audio(
     }
 }
 
-/// The presets this build knows. Streaming presets (HLS, HSS) and thumbnails
-/// arrive with their own issue; until then they are refused by name.
+/// The presets this build knows. Streaming presets (HLS, HSS) arrive with
+/// their own issue; until then they are refused by name.
 pub const PRESETS: &[Preset] = &[
     video(
         "h264",
@@ -225,16 +238,42 @@ pub const PRESETS: &[Preset] = &[
     audio("mp3", "MP3", OutputKind::Mp3, ".mp3"),
     audio("aac", "AAC", OutputKind::Aac, ".m4a"),
     audio("vorbis", "Ogg Vorbis", OutputKind::Vorbis, ".oga"),
+    Preset {
+        name: "thumbnail",
+        title: "Thumbnail",
+        kind: OutputKind::Thumbnail,
+        extname: ".jpg",
+        // "Profile size": no default box, the source size unless set.
+        width: None,
+        height: None,
+        video_bitrate: None,
+        audio_bitrate: 0,
+        h264_profile: None,
+    },
 ];
 
+/// Other names accepted for a preset: the API docs call the thumbnail
+/// preset "JPEG preset" (spec §8.1).
+pub const PRESET_ALIASES: &[(&str, &str)] = &[("jpeg", "thumbnail")];
+
+/// The preset called `name` (or one of its aliases).
 pub fn preset(name: &str) -> Option<&'static Preset> {
+    let name = PRESET_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, real)| real);
     PRESETS.iter().find(|p| p.name == name)
 }
 
-/// A profile with every default filled in: what the planner works from.
+/// File extensions the thumbnail preset can write.
+pub const THUMBNAIL_EXTNAMES: &[&str] = &[".jpg", ".jpeg", ".png"];
+
+/// A profile with every default filled in and every text option parsed:
+/// what the planner works from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResolvedProfile {
-    pub preset: &'static str,
+    /// The preset's canonical name; `None` for a custom command profile.
+    pub preset: Option<&'static str>,
     pub kind: OutputKind,
     pub extname: String,
     pub width: Option<i64>,
@@ -253,72 +292,162 @@ pub struct ResolvedProfile {
     pub h264_crf: Option<i64>,
     pub h264_profile: Option<String>,
     pub h264_level: Option<String>,
+    /// Bitrate ceiling and buffer (kbit/s), when set.
+    pub max_rate: Option<i64>,
+    pub buffer_size: Option<i64>,
+    /// Part of the source to encode.
+    pub clip: Clip,
+    /// The watermark to overlay on the picture, if any.
+    pub watermark: Option<Watermark>,
+    /// The stills a thumbnail profile takes (`Count(frame_count)` for
+    /// other kinds, where it is the screenshot count).
+    pub frames: FrameSelection,
+    /// A custom profile's command lines (spec §8.4), unparsed.
+    pub command: Option<String>,
+}
+
+/// Why a profile cannot be resolved.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ProfileError {
+    /// Neither `preset_name` nor `command`.
+    #[error("the profile has neither a preset_name nor a command")]
+    Incomplete,
+    #[error("unknown preset_name {0:?}")]
+    UnknownPreset(String),
+    /// An option holds a value that cannot work.
+    #[error(transparent)]
+    Invalid(#[from] OptionError),
 }
 
 /// Default number of screenshots per encoding (spec §7).
 pub const DEFAULT_FRAME_COUNT: i64 = 7;
 /// Default audio sample rate (spec §4.4).
 pub const DEFAULT_SAMPLE_RATE: i64 = 44100;
-/// Default keyframe interval in frames (spec §4.4).
+/// Default keyframe interval in frames (spec §4.4); the planner applies it
+/// as a ceiling when the profile sets no spacing of its own.
 pub const DEFAULT_KEYFRAME_INTERVAL: f64 = 250.0;
+/// Audio bitrate of custom command profiles that set none (kbit/s), the
+/// video presets' value, so `$audio_bitrate$` always means something.
+pub const DEFAULT_COMMAND_AUDIO_BITRATE: i64 = 128;
 
 impl ProfileSpec {
-    /// Merges the spec over its preset. `None` for a custom (command) profile
-    /// or an unknown preset.
-    pub fn resolve(&self) -> Option<ResolvedProfile> {
-        let p = preset(self.preset_name.as_deref()?)?;
-        Some(ResolvedProfile {
-            preset: p.name,
-            kind: p.kind,
-            extname: self
-                .extname
-                .clone()
-                .unwrap_or_else(|| p.extname.to_string()),
-            width: self.width.or(p.width),
-            height: self.height.or(p.height),
+    /// Merges the spec over its preset (or, for a custom command profile,
+    /// over the shared defaults) and parses every text option.
+    pub fn resolve(&self) -> Result<ResolvedProfile, ProfileError> {
+        match (&self.preset_name, &self.command) {
+            (Some(name), _) => {
+                let p = preset(name).ok_or_else(|| ProfileError::UnknownPreset(name.clone()))?;
+                self.resolve_preset(p)
+            }
+            (None, Some(_)) => self.resolve_command(),
+            (None, None) => Err(ProfileError::Incomplete),
+        }
+    }
+
+    fn resolve_preset(&self, p: &'static Preset) -> Result<ResolvedProfile, ProfileError> {
+        let mut r = self.shared_options(p.kind)?;
+        r.preset = Some(p.name);
+        r.extname = self.extname.clone().unwrap_or_else(|| p.extname.to_string());
+        r.width = self.width.or(p.width);
+        r.height = self.height.or(p.height);
+        r.video_bitrate = self.video_bitrate.or(p.video_bitrate);
+        r.audio_bitrate = self.audio_bitrate.unwrap_or(p.audio_bitrate);
+        r.h264_profile = self
+            .h264_profile
+            .clone()
+            .or(p.h264_profile.map(str::to_string));
+        if p.kind == OutputKind::Thumbnail {
+            if !THUMBNAIL_EXTNAMES.contains(&r.extname.as_str()) {
+                return Err(OptionError(format!(
+                    "thumbnail profiles write {}; extname {:?} is not one of them",
+                    THUMBNAIL_EXTNAMES.join(", "),
+                    r.extname
+                ))
+                .into());
+            }
+            if let Some(frames) = FrameSelection::from_spec(self)? {
+                r.frames = frames;
+            }
+        }
+        Ok(r)
+    }
+
+    fn resolve_command(&self) -> Result<ResolvedProfile, ProfileError> {
+        let mut r = self.shared_options(OutputKind::Command)?;
+        r.extname = self.extname.clone().ok_or_else(|| {
+            OptionError("a custom command profile needs an extname".into())
+        })?;
+        r.command = self.command.clone();
+        Ok(r)
+    }
+
+    /// The options every kind shares (spec §8.2), with their defaults.
+    fn shared_options(&self, kind: OutputKind) -> Result<ResolvedProfile, ProfileError> {
+        let frame_count = self.frame_count.unwrap_or(DEFAULT_FRAME_COUNT);
+        Ok(ResolvedProfile {
+            preset: None,
+            kind,
+            extname: String::new(),
+            width: self.width,
+            height: self.height,
             upscale: self.upscale.unwrap_or(true),
             aspect_mode: self.aspect_mode.unwrap_or_default(),
             two_pass: self.two_pass.unwrap_or(false),
-            video_bitrate: self.video_bitrate.or(p.video_bitrate),
-            audio_bitrate: self.audio_bitrate.unwrap_or(p.audio_bitrate),
+            video_bitrate: self.video_bitrate,
+            audio_bitrate: self
+                .audio_bitrate
+                .unwrap_or(DEFAULT_COMMAND_AUDIO_BITRATE),
             fps: self.fps,
-            keyframe_interval: self.keyframe_interval.or(match p.kind.has_video() {
-                true => Some(DEFAULT_KEYFRAME_INTERVAL),
-                false => None,
-            }),
+            keyframe_interval: self.keyframe_interval,
             keyframe_rate: self.keyframe_rate,
             audio_sample_rate: self.audio_sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
             audio_channels: self.audio_channels,
-            frame_count: self.frame_count.unwrap_or(DEFAULT_FRAME_COUNT),
+            frame_count,
             h264_crf: self.h264_crf,
-            h264_profile: self
-                .h264_profile
-                .clone()
-                .or(p.h264_profile.map(str::to_string)),
+            h264_profile: self.h264_profile.clone(),
             h264_level: self.h264_level.clone(),
+            max_rate: self.max_rate,
+            buffer_size: self.buffer_size,
+            clip: Clip::parse(self.clip_offset.as_deref(), self.clip_length.as_deref())?,
+            watermark: Watermark::from_spec(self)?,
+            frames: FrameSelection::Count(frame_count),
+            command: None,
         })
     }
 
     /// The spec as the API shows it: preset defaults filled in where the
-    /// customer set nothing, so clients see the effective values.
+    /// customer set nothing, so clients see the effective values. Custom
+    /// command profiles and unusable specs are shown as stored.
     pub fn with_preset_defaults(&self) -> ProfileSpec {
         let mut out = self.clone();
-        if let Some(r) = self.resolve() {
-            let p = preset(r.preset).expect("resolved preset exists");
-            out.title = out.title.or(Some(p.title.to_string()));
-            out.extname = Some(r.extname);
-            out.width = r.width;
-            out.height = r.height;
-            out.upscale = Some(r.upscale);
-            out.aspect_mode = Some(r.aspect_mode);
-            out.two_pass = Some(r.two_pass);
-            out.video_bitrate = r.video_bitrate;
-            out.audio_bitrate = Some(r.audio_bitrate);
-            out.keyframe_interval = r.keyframe_interval;
-            out.audio_sample_rate = Some(r.audio_sample_rate);
-            out.frame_count = Some(r.frame_count);
-            out.h264_profile = r.h264_profile;
+        let Ok(r) = self.resolve() else {
+            return out;
+        };
+        let Some(p) = r.preset.and_then(preset) else {
+            return out;
+        };
+        out.title = out.title.or(Some(p.title.to_string()));
+        out.extname = Some(r.extname);
+        out.width = r.width;
+        out.height = r.height;
+        out.upscale = Some(r.upscale);
+        out.aspect_mode = Some(r.aspect_mode);
+        if p.kind == OutputKind::Thumbnail {
+            // Only the frame choice that is in force.
+            if matches!(r.frames, FrameSelection::Count(_)) {
+                out.frame_count = Some(r.frame_count);
+            }
+            return out;
         }
+        out.two_pass = Some(r.two_pass);
+        out.video_bitrate = r.video_bitrate;
+        out.audio_bitrate = Some(r.audio_bitrate);
+        out.keyframe_interval = r
+            .keyframe_interval
+            .or(p.kind.has_video().then_some(DEFAULT_KEYFRAME_INTERVAL));
+        out.audio_sample_rate = Some(r.audio_sample_rate);
+        out.frame_count = Some(r.frame_count);
+        out.h264_profile = r.h264_profile;
         out
     }
 }
@@ -363,6 +492,97 @@ mod tests {
             preset_name: Some("h266".into()),
             ..Default::default()
         };
-        assert!(spec.resolve().is_none());
+        assert!(spec.resolve().is_err());
+    }
+
+    #[test]
+    fn thumbnail_preset_and_its_alias() {
+        let spec = ProfileSpec {
+            preset_name: Some("jpeg".into()),
+            frame_offsets: Some("2s, 250f".into()),
+            ..Default::default()
+        };
+        let r = spec.resolve().unwrap();
+        assert_eq!((r.preset, r.kind), (Some("thumbnail"), OutputKind::Thumbnail));
+        assert_eq!((r.extname.as_str(), r.width, r.height), (".jpg", None, None));
+        assert!(matches!(&r.frames, FrameSelection::Offsets(o) if o.len() == 2));
+        let shown = spec.with_preset_defaults();
+        assert_eq!(shown.frame_count, None, "only the frame choice in force");
+        assert_eq!((shown.audio_bitrate, shown.two_pass), (None, None));
+        assert_eq!(shown.title.as_deref(), Some("Thumbnail"));
+
+        let plain = ProfileSpec {
+            preset_name: Some("thumbnail".into()),
+            extname: Some(".png".into()),
+            ..Default::default()
+        };
+        let r = plain.resolve().unwrap();
+        assert_eq!(r.frames, FrameSelection::Count(7));
+        assert_eq!(plain.with_preset_defaults().frame_count, Some(7));
+        for bad in [
+            ProfileSpec {
+                extname: Some(".mp4".into()),
+                ..plain.clone()
+            },
+            ProfileSpec {
+                frame_count: Some(2),
+                frame_interval: Some("10s".into()),
+                ..plain.clone()
+            },
+        ] {
+            assert!(matches!(bad.resolve(), Err(ProfileError::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn custom_command_profiles_resolve_without_a_preset() {
+        let spec = ProfileSpec {
+            command: Some("ffmpeg -i $input_file$ $output_file$".into()),
+            extname: Some(".mp4".into()),
+            width: Some(320),
+            clip_length: Some("5".into()),
+            ..Default::default()
+        };
+        let r = spec.resolve().unwrap();
+        assert_eq!((r.preset, r.kind), (None, OutputKind::Command));
+        assert_eq!((r.width, r.height, r.video_bitrate), (Some(320), None, None));
+        assert_eq!(r.audio_bitrate, DEFAULT_COMMAND_AUDIO_BITRATE);
+        assert_eq!(r.clip.length_ms, Some(5000));
+        assert_eq!(r.command, spec.command);
+        assert_eq!(spec.with_preset_defaults(), spec, "shown as stored");
+        let no_ext = ProfileSpec {
+            extname: None,
+            ..spec
+        };
+        assert!(no_ext.resolve().unwrap_err().to_string().contains("extname"));
+        assert_eq!(
+            ProfileSpec::default().resolve(),
+            Err(ProfileError::Incomplete)
+        );
+    }
+
+    #[test]
+    fn text_options_are_parsed_when_resolving() {
+        let spec = ProfileSpec {
+            preset_name: Some("h264".into()),
+            clip_offset: Some("00:00:01".into()),
+            watermark_url: Some("http://example.com/logo.png".into()),
+            watermark_left: Some("10%".into()),
+            ..Default::default()
+        };
+        let r = spec.resolve().unwrap();
+        assert_eq!(r.clip.offset_ms, Some(1000));
+        assert!(r.watermark.is_some());
+        assert_eq!(r.keyframe_interval, None, "the default is the planner's");
+        assert_eq!(
+            spec.with_preset_defaults().keyframe_interval,
+            Some(DEFAULT_KEYFRAME_INTERVAL)
+        );
+        let bad = ProfileSpec {
+            clip_offset: Some("later".into()),
+            ..spec
+        };
+        let err = bad.resolve().unwrap_err();
+        assert!(err.to_string().contains("clip_offset"), "{err}");
     }
 }

@@ -15,10 +15,18 @@
 //!   second branch is resampled to N frames at the midpoints of N equal
 //!   slices of the output (`fps` filter), padded by cloning the last frame
 //!   so that very short videos still give N pictures.
+//! - A watermark is a second input, scaled and overlaid after the picture
+//!   is scaled and framed, so its position is in output pixels.
+//! - Keyframe spacing set by the profile is fixed (no scene-cut keyframes
+//!   in between), which segmenters need; otherwise 250 frames is a ceiling.
 
 use std::path::Path;
 
-use crate::domain::profile::{AspectMode, OutputKind, ResolvedProfile};
+pub use crate::domain::options::Clip;
+use crate::domain::options::{Keyframes, Length, OptionError, Watermark};
+use crate::domain::profile::{
+    AspectMode, DEFAULT_KEYFRAME_INTERVAL, OutputKind, ResolvedProfile,
+};
 
 use super::probe::{Hdr, MediaFacts, VideoFacts};
 
@@ -41,8 +49,8 @@ const MAX_CFR_FPS: f64 = 60.0;
 const FALLBACK_FPS: f64 = 30.0;
 /// Output duration assumed for screenshot spacing when nothing is known.
 const FALLBACK_DURATION_MS: i64 = 10_000;
-/// Most screenshots one encoding may ask for.
-const MAX_SCREENSHOTS: i64 = 1000;
+/// Most screenshots (or thumbnails) one encoding may ask for.
+pub(super) const MAX_SCREENSHOTS: i64 = 1000;
 /// Videos at least this long get a fast input seek for the preview still.
 const PREVIEW_SEEK_MIN_MS: i64 = 4000;
 /// Deinterlacer for field-coded sources.
@@ -69,58 +77,6 @@ impl Default for EncoderSpeed {
     }
 }
 
-/// Part of the source to encode (profile `clip_offset` / `clip_length`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Clip {
-    /// Start, in milliseconds from the beginning of the source.
-    pub offset_ms: Option<i64>,
-    /// Length to encode, in milliseconds.
-    pub length_ms: Option<i64>,
-}
-
-impl Clip {
-    /// Parses the profile strings (`HH:MM:SS[.fff]`, `MM:SS` or seconds).
-    pub fn parse(offset: Option<&str>, length: Option<&str>) -> Result<Self, PlanError> {
-        let clip = Self {
-            offset_ms: parse_clip_time("clip_offset", offset)?,
-            length_ms: parse_clip_time("clip_length", length)?,
-        };
-        if clip.length_ms == Some(0) {
-            return Err(PlanError::Invalid("clip_length is zero".into()));
-        }
-        Ok(clip)
-    }
-}
-
-fn parse_clip_time(name: &str, value: Option<&str>) -> Result<Option<i64>, PlanError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => parse_timestamp_ms(v).map(Some).ok_or_else(|| {
-            PlanError::Invalid(format!(
-                "{name} {v:?} is not a time (use HH:MM:SS or seconds)"
-            ))
-        }),
-    }
-}
-
-/// `HH:MM:SS[.fff]`, `MM:SS[.fff]` or `SS[.fff]` to milliseconds.
-fn parse_timestamp_ms(value: &str) -> Option<i64> {
-    let parts: Vec<&str> = value.split(':').collect();
-    if parts.len() > 3 {
-        return None;
-    }
-    let mut seconds = 0.0;
-    for (i, part) in parts.iter().enumerate() {
-        let v: f64 = part.trim().parse().ok()?;
-        let last = i == parts.len() - 1;
-        if !v.is_finite() || v < 0.0 || (!last && v.fract() != 0.0) {
-            return None;
-        }
-        seconds = seconds * 60.0 + v;
-    }
-    Some((seconds * 1000.0).round() as i64)
-}
-
 /// Everything one encoding needs.
 pub struct EncodeRequest<'a> {
     /// The resolved profile.
@@ -129,16 +85,27 @@ pub struct EncodeRequest<'a> {
     pub facts: &'a MediaFacts,
     /// The source file (absolute path recommended).
     pub input: &'a Path,
-    /// The main output file.
+    /// The main output file; for the thumbnail preset, the prefix P of the
+    /// images `P_1<extname>` … `P_N<extname>`.
     pub output: &'a Path,
     /// Screenshot path prefix P: screenshots are written as `P_1.jpg` ..
     /// `P_N.jpg`, N = `profile.frame_count`.
     pub screenshots: Option<&'a Path>,
     /// Encoder speed settings.
     pub speed: &'a EncoderSpeed,
-    /// Part of the source to encode (the profile's clip options, which
-    /// [`ResolvedProfile`] does not carry); `Clip::default()` for all of it.
-    pub clip: Clip,
+    /// The downloaded watermark image; required when the profile has a
+    /// watermark and the output has a picture.
+    pub watermark: Option<WatermarkInput<'a>>,
+}
+
+/// A watermark image on local disk, checked to be an image.
+#[derive(Clone, Copy, Debug)]
+pub struct WatermarkInput<'a> {
+    /// The file (in the job's scratch directory).
+    pub path: &'a Path,
+    /// Its demuxer as ffprobe named it (e.g. `png_pipe`), forced on input
+    /// so the file is read as nothing but that image format.
+    pub format: &'a str,
 }
 
 /// The ffmpeg runs for one encoding and what they will produce.
@@ -154,6 +121,10 @@ pub struct Plan {
     pub duration_ms: Option<i64>,
     /// Screenshots the last pass writes.
     pub screenshot_count: usize,
+    /// Thumbnail preset: the most images the pass may write (as
+    /// `<output>_<n><extname>`, n from 1); fewer when offsets fall past the
+    /// end. 0 for other kinds.
+    pub stills: usize,
     /// The output has a video stream.
     pub has_video: bool,
     /// The output has an audio stream.
@@ -169,6 +140,12 @@ pub enum PlanError {
     /// The profile or request holds a value that cannot work.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<OptionError> for PlanError {
+    fn from(e: OptionError) -> Self {
+        Self::Invalid(e.0)
+    }
 }
 
 /// How the scaled picture relates to the output frame.
@@ -298,24 +275,24 @@ fn even(x: f64) -> i64 {
 
 /// An ffmpeg argument vector under construction.
 #[derive(Clone, Debug, Default)]
-struct Argv(Vec<String>);
+pub(super) struct Argv(pub(super) Vec<String>);
 
 impl Argv {
     /// Appends constant arguments written as one space-separated string.
-    fn words(mut self, words: &str) -> Self {
+    pub(super) fn words(mut self, words: &str) -> Self {
         self.0.extend(words.split_whitespace().map(str::to_string));
         self
     }
 
     /// Appends `flag value`.
-    fn opt(mut self, flag: &str, value: impl Into<String>) -> Self {
+    pub(super) fn opt(mut self, flag: &str, value: impl Into<String>) -> Self {
         self.0.push(flag.to_string());
         self.0.push(value.into());
         self
     }
 
     /// Appends `flag value` when there is a value.
-    fn opt_if(self, flag: &str, value: Option<impl Into<String>>) -> Self {
+    pub(super) fn opt_if(self, flag: &str, value: Option<impl Into<String>>) -> Self {
         match value {
             Some(v) => self.opt(flag, v),
             None => self,
@@ -323,13 +300,13 @@ impl Argv {
     }
 
     /// Appends another vector.
-    fn then(mut self, more: Argv) -> Self {
+    pub(super) fn then(mut self, more: Argv) -> Self {
         self.0.extend(more.0);
         self
     }
 
     /// Appends one argument.
-    fn arg(mut self, arg: impl Into<String>) -> Self {
+    pub(super) fn arg(mut self, arg: impl Into<String>) -> Self {
         self.0.push(arg.into());
         self
     }
@@ -338,8 +315,17 @@ impl Argv {
 /// Builds the ffmpeg runs for one encoding.
 pub fn plan(req: &EncodeRequest) -> Result<Plan, PlanError> {
     validate_speed(req.speed)?;
-    validate_clip(req.clip, req.facts.duration_ms)?;
+    validate_clip(req.profile.clip, req.facts.duration_ms)?;
     let kind = req.profile.kind;
+    match kind {
+        OutputKind::Thumbnail => return super::thumbnails::plan_thumbnails(req),
+        OutputKind::Command => {
+            return Err(PlanError::Invalid(
+                "custom command profiles run their own commands (see media::command)".into(),
+            ));
+        }
+        _ => {}
+    }
     let video = req.facts.video.as_ref().filter(|_| kind.has_video());
     match (video, &req.facts.audio) {
         (Some(video), _) => plan_video(req, video),
@@ -355,7 +341,7 @@ pub fn plan(req: &EncodeRequest) -> Result<Plan, PlanError> {
 }
 
 /// A clip must start inside the source.
-fn validate_clip(clip: Clip, source_ms: Option<i64>) -> Result<(), PlanError> {
+pub(super) fn validate_clip(clip: Clip, source_ms: Option<i64>) -> Result<(), PlanError> {
     match (clip.offset_ms, source_ms) {
         (Some(offset), Some(total)) if offset > 0 && offset >= total => {
             Err(PlanError::Invalid(format!(
@@ -388,8 +374,9 @@ fn plan_audio_only(req: &EncodeRequest) -> Result<Plan, PlanError> {
         passes: vec![args.0],
         width: None,
         height: None,
-        duration_ms: expected_duration_ms(req.facts.duration_ms, req.clip),
+        duration_ms: expected_duration_ms(req.facts.duration_ms, req.profile.clip),
         screenshot_count: 0,
+        stills: 0,
         has_video: false,
         has_audio: true,
     })
@@ -398,11 +385,12 @@ fn plan_audio_only(req: &EncodeRequest) -> Result<Plan, PlanError> {
 /// A video profile on a source with video (and maybe audio).
 fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError> {
     let profile = req.profile;
-    let duration_ms = expected_duration_ms(req.facts.duration_ms, req.clip);
+    let duration_ms = expected_duration_ms(req.facts.duration_ms, profile.clip);
     let geometry = geometry(profile, video.display_width, video.display_height);
     let out_fps = output_fps(profile, video)?;
     let video_pass = VideoPass {
-        picture: format!("[0:{}]{}", video.index, picture_chain(video, &geometry)),
+        inputs: video_inputs(req)?,
+        picture: picture_graph(video, &geometry, overlay_for(req, geometry.frame)?.as_ref()),
         encode: video_codec_args(profile, req.speed, video, out_fps)?
             .then(frame_rate_args(profile, out_fps)),
         passlog: format!("{}.passlog", req.output.display()),
@@ -413,7 +401,7 @@ fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError
     };
     let mut passes = Vec::new();
     if profile.two_pass {
-        passes.push(first_pass(req, &video_pass)?.0);
+        passes.push(first_pass(&video_pass)?.0);
     }
     passes.push(main_pass(req, video, &video_pass, shots, duration_ms)?.0);
     Ok(Plan {
@@ -422,14 +410,47 @@ fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError
         height: Some(geometry.frame.1),
         duration_ms,
         screenshot_count: shots.map_or(0, |(_, n)| n),
+        stills: 0,
         has_video: true,
         has_audio: req.facts.audio.is_some(),
     })
 }
 
+/// The source and, when the profile has one, the watermark image.
+pub(super) fn video_inputs(req: &EncodeRequest) -> Result<Argv, PlanError> {
+    let inputs = input_args(req)?;
+    match (&req.profile.watermark, req.watermark) {
+        (None, _) => Ok(inputs),
+        (Some(_), Some(wm)) => Ok(inputs
+            .words("-protocol_whitelist file")
+            .opt("-f", wm.format)
+            .opt("-i", path_arg(wm.path)?)),
+        (Some(w), None) => Err(PlanError::Invalid(format!(
+            "the watermark {} was not downloaded before planning",
+            w.url
+        ))),
+    }
+}
+
+/// The overlay for the profile's watermark on a frame of `frame` pixels;
+/// the image is input 1.
+pub(super) fn overlay_for(
+    req: &EncodeRequest,
+    frame: (i64, i64),
+) -> Result<Option<Overlay>, PlanError> {
+    req.profile
+        .watermark
+        .as_ref()
+        .map(|w| watermark_overlay(w, frame, 1))
+        .transpose()
+}
+
 /// What both passes of a video encoding share.
 struct VideoPass {
-    /// `[0:N]` + the picture filters.
+    /// The inputs: the source, then the watermark image if any.
+    inputs: Argv,
+    /// `[0:N]` + the picture filters (+ the watermark overlay), ending in
+    /// an unlabelled output.
     picture: String,
     /// Video encoder and frame rate options.
     encode: Argv,
@@ -438,8 +459,10 @@ struct VideoPass {
 }
 
 /// Two-pass analysis: video only, to the null muxer.
-fn first_pass(req: &EncodeRequest, pass: &VideoPass) -> Result<Argv, PlanError> {
-    Ok(input_args(req)?
+fn first_pass(pass: &VideoPass) -> Result<Argv, PlanError> {
+    Ok(pass
+        .inputs
+        .clone()
         .opt("-filter_complex", format!("{}[v]", pass.picture))
         .words("-map [v] -an")
         .then(pass.encode.clone())
@@ -465,7 +488,9 @@ fn main_pass(
         None => format!("{}[v]", pass.picture),
     };
     let audio = req.facts.audio.as_ref();
-    let mut main = input_args(req)?
+    let mut main = pass
+        .inputs
+        .clone()
         .opt("-filter_complex", graph)
         .words("-map [v]")
         .opt_if("-map", audio.map(|a| format!("0:{}", a.index)))
@@ -498,22 +523,24 @@ fn kind_name(kind: OutputKind) -> &'static str {
         OutputKind::Mp3 => "mp3",
         OutputKind::Aac => "aac",
         OutputKind::Vorbis => "vorbis",
+        OutputKind::Thumbnail => "thumbnail",
+        OutputKind::Command => "custom command",
     }
 }
 
 /// `file:` + the path (never read as a protocol); refuses non-UTF-8 paths.
-fn path_arg(path: &Path) -> Result<String, PlanError> {
+pub(super) fn path_arg(path: &Path) -> Result<String, PlanError> {
     path.to_str()
         .map(|p| format!("file:{p}"))
         .ok_or_else(|| PlanError::Invalid(format!("path {} is not UTF-8", path.display())))
 }
 
-fn seconds(ms: i64) -> String {
+pub(super) fn seconds(ms: i64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
 }
 
 /// The common options, the file-only whitelist and the forced demuxer.
-fn common_input_options(facts: &MediaFacts) -> Argv {
+pub(super) fn common_input_options(facts: &MediaFacts) -> Argv {
     Argv::default()
         .words(&COMMON_ARGS.join(" "))
         .words("-protocol_whitelist file")
@@ -521,16 +548,22 @@ fn common_input_options(facts: &MediaFacts) -> Argv {
 }
 
 /// Common options, input-side seek and limit, and the input.
-fn input_args(req: &EncodeRequest) -> Result<Argv, PlanError> {
-    let offset = req.clip.offset_ms.filter(|o| *o > 0);
+pub(super) fn input_args(req: &EncodeRequest) -> Result<Argv, PlanError> {
     Ok(common_input_options(req.facts)
-        .opt_if("-ss", offset.map(seconds))
-        .opt_if("-t", req.clip.length_ms.map(seconds))
+        .then(clip_args(req.profile.clip))
         .opt("-i", path_arg(req.input)?))
 }
 
+/// `-ss offset -t length` (input options: seek, then limit), or nothing.
+pub(super) fn clip_args(clip: Clip) -> Argv {
+    let offset = clip.offset_ms.filter(|o| *o > 0);
+    Argv::default()
+        .opt_if("-ss", offset.map(seconds))
+        .opt_if("-t", clip.length_ms.map(seconds))
+}
+
 /// Expected output duration: the source's playable duration after the clip.
-fn expected_duration_ms(source_ms: Option<i64>, clip: Clip) -> Option<i64> {
+pub fn expected_duration_ms(source_ms: Option<i64>, clip: Clip) -> Option<i64> {
     let offset = clip.offset_ms.unwrap_or(0).max(0);
     let remaining = source_ms.map(|d| (d - offset).max(0));
     match (remaining, clip.length_ms) {
@@ -541,7 +574,7 @@ fn expected_duration_ms(source_ms: Option<i64>, clip: Clip) -> Option<i64> {
 }
 
 /// Deinterlace, tone-map, scale, frame, square pixels, 8-bit 4:2:0.
-fn picture_chain(video: &VideoFacts, geometry: &Geometry) -> String {
+pub(super) fn picture_chain(video: &VideoFacts, geometry: &Geometry) -> String {
     let mut filters = Vec::new();
     if video.interlaced {
         filters.push(DEINTERLACE.to_string());
@@ -562,6 +595,102 @@ fn picture_chain(video: &VideoFacts, geometry: &Geometry) -> String {
     filters.join(",")
 }
 
+/// The picture filters of video stream `video.index` of input 0, with the
+/// watermark overlaid when there is one; the graph ends in an unlabelled
+/// output (callers add `[v]` or a split).
+pub(super) fn picture_graph(
+    video: &VideoFacts,
+    geometry: &Geometry,
+    overlay: Option<&Overlay>,
+) -> String {
+    let picture = format!("[0:{}]{}", video.index, picture_chain(video, geometry));
+    match overlay {
+        None => picture,
+        Some(o) => format!("{picture}[base];{}", o.graph("[base]")),
+    }
+}
+
+/// A watermark overlay: the image input's (optional) scaling and where it
+/// goes, in output pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overlay {
+    /// The image's input index in the ffmpeg run.
+    pub input: usize,
+    /// `scale=W:H` for the image (`-1` keeps its ratio), when resized.
+    pub scale: Option<String>,
+    /// The `overlay` filter with its position.
+    pub overlay: String,
+}
+
+impl Overlay {
+    /// `[base]` + the image → the picture, as a graph ending unlabelled in
+    /// 8-bit 4:2:0.
+    pub fn graph(&self, base: &str) -> String {
+        let image = format!("[{}:v]", self.input);
+        match &self.scale {
+            Some(scale) => format!("{image}{scale}[wm];{base}[wm]{},format=yuv420p", self.overlay),
+            None => format!("{base}{image}{},format=yuv420p", self.overlay),
+        }
+    }
+}
+
+/// Places a watermark like a CSS absolutely positioned box on a frame of
+/// `frame` pixels: `left` before `right`, `top` before `bottom`, 0 when
+/// neither; a size in percent is of the frame; a missing size keeps the
+/// image's ratio, unless both opposite edges are set (then it stretches).
+pub fn watermark_overlay(
+    wm: &Watermark,
+    frame: (i64, i64),
+    input: usize,
+) -> Result<Overlay, PlanError> {
+    let (fw, fh) = frame;
+    let px = |l: Option<Length>, base: i64| l.map(|l| l.pixels(base));
+    let (left, right) = (px(wm.left, fw), px(wm.right, fw));
+    let (top, bottom) = (px(wm.top, fh), px(wm.bottom, fh));
+    let width = stretch("watermark_left and watermark_right", px(wm.width, fw), left, right, fw)?;
+    let height = stretch("watermark_top and watermark_bottom", px(wm.height, fh), top, bottom, fh)?;
+    let scale = match (width, height) {
+        (None, None) => None,
+        (w, h) => Some(format!("scale={}:{}", w.unwrap_or(-1), h.unwrap_or(-1))),
+    };
+    let x = edge(left, right, "W-w");
+    let y = edge(top, bottom, "H-h");
+    Ok(Overlay {
+        input,
+        scale,
+        overlay: format!("overlay=x={x}:y={y}:eof_action=repeat"),
+    })
+}
+
+/// The size along one axis: as given, or stretched between both edges.
+fn stretch(
+    edges: &str,
+    size: Option<i64>,
+    start: Option<i64>,
+    end: Option<i64>,
+    extent: i64,
+) -> Result<Option<i64>, PlanError> {
+    match (size, start, end) {
+        (Some(s), _, _) => Ok(Some(s.max(1))),
+        (None, Some(a), Some(b)) if extent - a - b >= 1 => Ok(Some(extent - a - b)),
+        (None, Some(a), Some(b)) => Err(PlanError::Invalid(format!(
+            "{edges} ({a} and {b} pixels) leave no room on a {extent}-pixel picture"
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// An overlay coordinate: from the start edge, else from the end edge
+/// (`far` is the expression of the far position, e.g. `W-w`), else 0.
+fn edge(start: Option<i64>, end: Option<i64>, far: &str) -> String {
+    match (start, end) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(b)) if b >= 0 => format!("{far}-{b}"),
+        (None, Some(b)) => format!("{far}+{}", -b),
+        (None, None) => "0".into(),
+    }
+}
+
 /// HDR (BT.2020 PQ or HLG) to SDR BT.709: linear light, Hable curve without
 /// desaturation, BT.709 primaries and transfer, limited range 8-bit.
 pub fn tone_map_chain(hdr: Hdr) -> String {
@@ -577,7 +706,7 @@ pub fn tone_map_chain(hdr: Hdr) -> String {
 }
 
 /// Screenshots the profile asks for; `None` when it asks for none.
-fn screenshot_count(profile: &ResolvedProfile) -> Option<usize> {
+pub(super) fn screenshot_count(profile: &ResolvedProfile) -> Option<usize> {
     let n = profile.frame_count.clamp(0, MAX_SCREENSHOTS) as usize;
     (n > 0).then_some(n)
 }
@@ -586,7 +715,7 @@ fn screenshot_count(profile: &ResolvedProfile) -> Option<usize> {
 /// T_i = D·(i−½)/N. Shifting timestamps by half a slice and resampling to
 /// N/D fps (rounding down) makes slot k show the frame on screen at
 /// T_(k+1); cloning the last frame covers sources with fewer than N frames.
-fn screenshot_chain(count: usize, duration_ms: Option<i64>) -> String {
+pub(super) fn screenshot_chain(count: usize, duration_ms: Option<i64>) -> String {
     let ms = duration_ms
         .filter(|d| *d > 0)
         .unwrap_or(FALLBACK_DURATION_MS);
@@ -598,7 +727,7 @@ fn screenshot_chain(count: usize, duration_ms: Option<i64>) -> String {
     )
 }
 
-fn screenshot_output(prefix: &Path, count: usize) -> Result<Argv, PlanError> {
+pub(super) fn screenshot_output(prefix: &Path, count: usize) -> Result<Argv, PlanError> {
     let prefix = prefix
         .to_str()
         .ok_or_else(|| PlanError::Invalid("screenshot path is not UTF-8".into()))?;
@@ -613,7 +742,7 @@ fn screenshot_output(prefix: &Path, count: usize) -> Result<Argv, PlanError> {
 
 /// Frame rate of the output: the profile's, else (for constant-rate
 /// containers) the source's capped at 60, else none (timing kept).
-fn output_fps(profile: &ResolvedProfile, video: &VideoFacts) -> Result<Option<f64>, PlanError> {
+pub(super) fn output_fps(profile: &ResolvedProfile, video: &VideoFacts) -> Result<Option<f64>, PlanError> {
     if let Some(fps) = profile.fps {
         if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
             return Err(PlanError::Invalid(format!(
@@ -640,32 +769,36 @@ fn frame_rate_args(profile: &ResolvedProfile, fps: Option<f64>) -> Argv {
     }
 }
 
-fn format_number(v: f64) -> String {
+pub(super) fn format_number(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// GOP length in frames: from keyframe_rate (per second) or
-/// keyframe_interval (frames).
-fn keyframe_gop(profile: &ResolvedProfile, fps: f64) -> Result<Option<i64>, PlanError> {
-    if let Some(rate) = profile.keyframe_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(PlanError::Invalid(format!(
-                "keyframe_rate {rate} must be positive"
-            )));
-        }
-        return Ok(Some(((fps / rate).round() as i64).max(1)));
-    }
-    match profile.keyframe_interval {
-        Some(i) if i.is_finite() && i > 0.0 => Ok(Some((i.round() as i64).max(1))),
-        Some(i) => Err(PlanError::Invalid(format!(
-            "keyframe_interval {i} must be positive"
-        ))),
-        None => Ok(None),
-    }
+/// GOP length in frames when the profile sets a spacing (keyframe_rate or
+/// keyframe_interval, see [`Keyframes::from_options`]); `None` otherwise.
+pub(super) fn keyframe_gop(profile: &ResolvedProfile, fps: f64) -> Result<Option<i64>, PlanError> {
+    let spacing = Keyframes::from_options(profile.keyframe_interval, profile.keyframe_rate)?;
+    Ok(spacing.map(|k| k.frames(fps)))
 }
 
-fn video_bitrate(profile: &ResolvedProfile) -> Result<Option<i64>, PlanError> {
+/// A spacing the profile sets is fixed: the minimum GOP equals the maximum
+/// (and x264 adds no scene-cut keyframes), so keyframes fall exactly where
+/// asked and segmenters can cut there. Without one, the default interval is
+/// only a ceiling.
+fn keyframe_args(profile: &ResolvedProfile, fps: f64) -> Result<Argv, PlanError> {
+    let Some(gop) = keyframe_gop(profile, fps)? else {
+        return Ok(Argv::default().opt("-g", format_number(DEFAULT_KEYFRAME_INTERVAL)));
+    };
+    let fixed = Argv::default()
+        .opt("-g", gop.to_string())
+        .opt("-keyint_min", gop.to_string());
+    Ok(match profile.kind {
+        OutputKind::Mp4H264 => fixed.words("-sc_threshold 0"),
+        _ => fixed,
+    })
+}
+
+pub(super) fn video_bitrate(profile: &ResolvedProfile) -> Result<Option<i64>, PlanError> {
     match profile.video_bitrate {
         Some(b) if b <= 0 => Err(PlanError::Invalid(format!(
             "video_bitrate {b} must be positive"
@@ -701,10 +834,10 @@ fn video_codec_args(
                 None => base.words("-q:v 7"),
             }
         }
-        OutputKind::Mp3 | OutputKind::Aac | OutputKind::Vorbis => Argv::default(),
+        _ => Argv::default(),
     };
     Ok(codec
-        .opt_if("-g", keyframe_gop(profile, fps)?.map(|g| g.to_string()))
+        .then(keyframe_args(profile, fps)?)
         .words("-pix_fmt yuv420p")
         .opt_if("-threads", threads(speed)))
 }
@@ -742,6 +875,13 @@ fn x264_args(
         .opt("-profile:v", h264_profile)
         .opt_if("-level", level);
     let rate = match (profile.h264_crf, bitrate) {
+        // x264 refuses a constant rate factor with two-pass statistics.
+        (Some(_), _) if profile.two_pass => {
+            return Err(PlanError::Invalid(
+                "h264_crf and two_pass cannot be combined: two-pass encoding aims at video_bitrate"
+                    .into(),
+            ));
+        }
         (Some(crf), _) if !(0..=51).contains(&crf) => {
             return Err(PlanError::Invalid(format!(
                 "h264_crf {crf} is not between 0 and 51"
@@ -750,19 +890,38 @@ fn x264_args(
         // Quality-driven, capped by the bitrate when there is one.
         (Some(crf), cap) => Argv::default()
             .opt("-crf", crf.to_string())
-            .opt_if("-maxrate", cap.map(|b| format!("{b}k")))
-            .opt_if("-bufsize", cap.map(|b| format!("{}k", b * 2))),
-        (None, Some(b)) => Argv::default()
-            .opt("-b:v", format!("{b}k"))
-            .opt("-maxrate", format!("{}k", b * 3 / 2))
-            .opt("-bufsize", format!("{}k", b * 2)),
+            .opt_if("-maxrate", profile.max_rate.or(cap).map(|b| format!("{b}k")))
+            .opt_if(
+                "-bufsize",
+                profile.buffer_size.or(cap.map(|b| b * 2)).map(|b| format!("{b}k")),
+            ),
+        (None, Some(b)) => {
+            let (max, buf) = rate_cap(profile).unwrap_or((b * 3 / 2, b * 2));
+            Argv::default()
+                .opt("-b:v", format!("{b}k"))
+                .opt("-maxrate", format!("{max}k"))
+                .opt("-bufsize", format!("{buf}k"))
+        }
         (None, None) => Argv::default().words("-crf 23"),
     };
     Ok(base.then(rate))
 }
 
+/// The video bitrate ceiling and buffer (kbit/s): `max_rate` and
+/// `buffer_size` when set, else 1.5× and 2× the video bitrate.
+pub(super) fn rate_cap(profile: &ResolvedProfile) -> Option<(i64, i64)> {
+    let max = profile
+        .max_rate
+        .or(profile.video_bitrate.map(|b| b * 3 / 2))?;
+    let buffer = profile
+        .buffer_size
+        .or(profile.video_bitrate.map(|b| b * 2))
+        .unwrap_or(max * 2);
+    Some((max, buffer))
+}
+
 fn valid_level(level: &str) -> bool {
-    !level.is_empty() && level.len() <= 4 && level.chars().all(|c| c.is_ascii_digit() || c == '.')
+    crate::domain::options::is_h264_level(level)
 }
 
 fn validate_speed(speed: &EncoderSpeed) -> Result<(), PlanError> {
@@ -811,6 +970,12 @@ fn audio_codec_args(profile: &ResolvedProfile, source_channels: i64) -> Result<A
         OutputKind::Mp4H264 | OutputKind::Aac => "aac",
         OutputKind::WebmVp8 | OutputKind::OggTheora | OutputKind::Vorbis => "libvorbis",
         OutputKind::Mp3 => "libmp3lame",
+        OutputKind::Thumbnail | OutputKind::Command => {
+            return Err(PlanError::Invalid(format!(
+                "{} profiles have no audio encoder",
+                kind_name(profile.kind)
+            )));
+        }
     };
     let rate = profile.audio_sample_rate;
     if !sample_rates(codec).contains(&rate) {
@@ -854,6 +1019,9 @@ fn output_tail(kind: OutputKind, speed: &EncoderSpeed, output: &str) -> Argv {
         OutputKind::OggTheora | OutputKind::Vorbis => "-f ogg",
         OutputKind::Mp3 => "-f mp3",
         OutputKind::Aac => "-movflags +faststart -f ipod",
+        // Not reached: these kinds are planned elsewhere.
+        OutputKind::Thumbnail => "-f image2",
+        OutputKind::Command => "",
     };
     let audio_threads = threads(speed).filter(|_| !kind.has_video());
     Argv::default()
@@ -862,6 +1030,35 @@ fn output_tail(kind: OutputKind, speed: &EncoderSpeed, output: &str) -> Argv {
         .words("-max_muxing_queue_size 4096")
         .words(muxer)
         .arg(output)
+}
+
+/// A separate run taking `count` screenshots of an encoded file (the main
+/// output of a custom command): spaced like the presets' screenshots, at the
+/// file's display size. `None` when the file has no video or none are asked.
+pub fn screenshot_args(
+    facts: &MediaFacts,
+    input: &Path,
+    prefix: &Path,
+    count: i64,
+) -> Result<Option<Vec<String>>, PlanError> {
+    let Some(video) = facts.video.as_ref() else {
+        return Ok(None);
+    };
+    let n = count.clamp(0, MAX_SCREENSHOTS) as usize;
+    if n == 0 {
+        return Ok(None);
+    }
+    let display = preserve(video.display_width as f64, video.display_height as f64);
+    let graph = format!(
+        "{},{}[shots]",
+        picture_graph(video, &display, None),
+        screenshot_chain(n, facts.duration_ms)
+    );
+    let args = common_input_options(facts)
+        .opt("-i", path_arg(input)?)
+        .opt("-filter_complex", graph)
+        .then(screenshot_output(prefix, n)?);
+    Ok(Some(args.0))
 }
 
 /// One JPEG still of the original from the middle of the video, at display
@@ -1114,14 +1311,18 @@ mod tests {
         clip: Clip,
     ) -> Result<Plan, PlanError> {
         let speed = EncoderSpeed::default();
+        let profile = ResolvedProfile {
+            clip,
+            ..profile.clone()
+        };
         plan(&EncodeRequest {
-            profile,
+            profile: &profile,
             facts,
             input: Path::new("/in/a b.mov"),
             output: Path::new("/out/enc.mp4"),
             screenshots: shots.then_some(Path::new("/out/enc")),
             speed: &speed,
-            clip,
+            watermark: None,
         })
     }
 
@@ -1346,6 +1547,150 @@ mod tests {
     }
 
     #[test]
+    fn keyframe_spacing_set_by_the_profile_is_fixed() {
+        let facts = source(Some(video_facts()), None);
+        let args = |prof: &ResolvedProfile| {
+            plan_for(prof, &facts, false, Clip::default()).unwrap().passes[0].clone()
+        };
+        let a = args(&profile("h264"));
+        assert!(has(&a, "-g", "250") && !a.contains(&"-keyint_min".to_string()));
+        let fixed = ResolvedProfile {
+            keyframe_interval: Some(48.0),
+            ..profile("h264")
+        };
+        let a = args(&fixed);
+        assert!(has(&a, "-g", "48") && has(&a, "-keyint_min", "48"));
+        assert!(has(&a, "-sc_threshold", "0"));
+        // pandastream-tools' 0.2: seconds, 5 frames at 25 fps.
+        let fraction = ResolvedProfile {
+            keyframe_interval: Some(0.2),
+            ..profile("webm")
+        };
+        let a = args(&fraction);
+        assert!(has(&a, "-g", "5") && has(&a, "-keyint_min", "5"));
+        assert!(!a.contains(&"-sc_threshold".to_string()));
+        let bad = ResolvedProfile {
+            keyframe_interval: Some(-1.0),
+            ..profile("h264")
+        };
+        assert!(plan_for(&bad, &facts, false, Clip::default()).is_err());
+    }
+
+    #[test]
+    fn rate_caps_follow_max_rate_and_buffer_size() {
+        let prof = ResolvedProfile {
+            max_rate: Some(600),
+            buffer_size: Some(300),
+            ..profile("h264")
+        };
+        let a = &plan_for(&prof, &source(Some(video_facts()), None), false, Clip::default())
+            .unwrap()
+            .passes[0];
+        assert!(has(a, "-b:v", "500k") && has(a, "-maxrate", "600k") && has(a, "-bufsize", "300k"));
+        assert_eq!(rate_cap(&profile("h264")), Some((750, 1000)));
+        assert_eq!(rate_cap(&profile("mp3")), None);
+    }
+
+    fn watermark(edges: [Option<&str>; 4], size: [Option<&str>; 2]) -> Watermark {
+        let len = |v: Option<&str>| v.map(|s| Length::parse("x", s).unwrap());
+        Watermark {
+            url: "http://x/wm.png".into(),
+            top: len(edges[0]),
+            right: len(edges[1]),
+            bottom: len(edges[2]),
+            left: len(edges[3]),
+            width: len(size[0]),
+            height: len(size[1]),
+        }
+    }
+
+    #[test]
+    fn watermarks_are_placed_like_css_boxes() {
+        let frame = (640, 360);
+        let o = watermark_overlay(&watermark([None; 4], [None; 2]), frame, 1).unwrap();
+        assert_eq!((o.scale, o.overlay.as_str()), (None, "overlay=x=0:y=0:eof_action=repeat"));
+        let o = watermark_overlay(
+            &watermark([None, Some("10"), Some("5%"), None], [Some("25%"), None]),
+            frame,
+            1,
+        )
+        .unwrap();
+        assert_eq!(o.scale.as_deref(), Some("scale=160:-1"));
+        assert_eq!(o.overlay, "overlay=x=W-w-10:y=H-h-18:eof_action=repeat");
+        // left wins over right; both with no width stretch.
+        let o = watermark_overlay(
+            &watermark([Some("-4"), Some("20"), None, Some("20")], [None, Some("40")]),
+            frame,
+            1,
+        )
+        .unwrap();
+        assert_eq!(o.scale.as_deref(), Some("scale=600:40"));
+        assert_eq!(o.overlay, "overlay=x=20:y=-4:eof_action=repeat");
+        let o = watermark_overlay(&watermark([None, Some("-3"), None, None], [None; 2]), frame, 1)
+            .unwrap();
+        assert!(o.overlay.starts_with("overlay=x=W-w+3:"), "{}", o.overlay);
+        let err = watermark_overlay(
+            &watermark([None, Some("60%"), None, Some("50%")], [None; 2]),
+            frame,
+            1,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("leave no room"), "{err}");
+        assert_eq!(
+            o.graph("[base]"),
+            "[base][1:v]overlay=x=W-w+3:y=0:eof_action=repeat,format=yuv420p"
+        );
+    }
+
+    #[test]
+    fn a_watermark_joins_both_passes() {
+        let prof = ResolvedProfile {
+            two_pass: true,
+            watermark: Some(watermark([Some("0"), None, None, Some("0")], [Some("64"), None])),
+            ..profile("h264")
+        };
+        let speed = EncoderSpeed::default();
+        let facts = source(Some(video_facts()), Some(2));
+        let p = plan(&EncodeRequest {
+            profile: &prof,
+            facts: &facts,
+            input: Path::new("/in/a.mov"),
+            output: Path::new("/out/e.mp4"),
+            screenshots: Some(Path::new("/out/e")),
+            speed: &speed,
+            watermark: Some(WatermarkInput {
+                path: Path::new("/job/watermark"),
+                format: "png_pipe",
+            }),
+        })
+        .unwrap();
+        for pass in &p.passes {
+            assert_eq!(after(pass, "-i"), vec!["file:/in/a.mov", "file:/job/watermark"]);
+            assert_eq!(after(pass, "-protocol_whitelist"), vec!["file", "file"]);
+            let graph = after(pass, "-filter_complex")[0];
+            assert!(
+                graph.contains("setsar=1,format=yuv420p[base];[1:v]scale=64:-1[wm];[base][wm]overlay=x=0:y=0"),
+                "{graph}"
+            );
+        }
+        assert!(after(&p.passes[1], "-filter_complex")[0].contains("split=2[v][s]"));
+    }
+
+    #[test]
+    fn screenshots_of_a_finished_file() {
+        let facts = source(Some(video_facts()), Some(2));
+        let a = screenshot_args(&facts, Path::new("/job/e.mp4"), Path::new("/job/shot"), 3)
+            .unwrap()
+            .unwrap();
+        let graph = after(&a, "-filter_complex")[0];
+        assert!(graph.starts_with("[0:0]scale=1920:1080,setsar=1,format=yuv420p,setpts="), "{graph}");
+        assert!(a.contains(&"file:/job/shot_%d.jpg".to_string()) && has(&a, "-frames:v", "3"));
+        assert!(screenshot_args(&facts, Path::new("/a"), Path::new("/b"), 0).unwrap().is_none());
+        let audio = source(None, Some(2));
+        assert!(screenshot_args(&audio, Path::new("/a"), Path::new("/b"), 7).unwrap().is_none());
+    }
+
+    #[test]
     fn profile_options_reach_the_encoders() {
         let mut prof = profile("h264");
         prof.h264_crf = Some(20);
@@ -1393,6 +1738,11 @@ mod tests {
                 video_bitrate: Some(0),
                 ..profile("webm")
             },
+            ResolvedProfile {
+                two_pass: true,
+                h264_crf: Some(23),
+                ..profile("h264")
+            },
         ] {
             let err = plan_for(
                 &bad,
@@ -1425,7 +1775,7 @@ mod tests {
             output: Path::new("/out/x.mp4"),
             screenshots: Some(Path::new("/out/100%")),
             speed: &speed,
-            clip: Clip::default(),
+            watermark: None,
         })
         .unwrap();
         assert!(has(&p.passes[0], "-i", "file:/in/http:evil"));
@@ -1509,7 +1859,7 @@ mod tests {
             output: &output,
             screenshots: Some(&shots),
             speed: &speed,
-            clip: Clip::default(),
+            watermark: None,
         })
         .unwrap();
         assert_eq!(
@@ -1573,6 +1923,7 @@ mod tests {
             height: None,
             duration_ms: None,
             screenshot_count: 0,
+            stills: 0,
             has_video: true,
             has_audio: false,
         };
@@ -1603,5 +1954,153 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.stdout.trim(), "720,1280", "portrait, upright");
+    }
+
+    // -- profile options, for real (tiny inputs, ultrafast) -------------------
+
+    /// ffprobe's JSON for `path` with extra arguments.
+    fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-of", "json"])
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("run ffprobe");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Encodes 1280x720 `bbb-51.mp4` (5.3 s) with `prof` at 320x180, x264
+    /// `superfast` (ultrafast uses no Main-profile tool, so x264 would write
+    /// Constrained Baseline whatever the profile asks).
+    async fn encode_bbb(prof: ResolvedProfile, dir: &Path, wm: Option<WatermarkInput<'_>>) -> PathBuf {
+        let input = PathBuf::from(MEDIA).join("bbb-51.mp4");
+        let facts = probe(&input).await.unwrap();
+        let prof = ResolvedProfile {
+            width: Some(320),
+            height: Some(180),
+            ..prof
+        };
+        let output = dir.join("out.mp4");
+        let shots = dir.join("shot");
+        let speed = EncoderSpeed {
+            x264_preset: "superfast".into(),
+            ..fast()
+        };
+        let p = plan(&EncodeRequest {
+            profile: &prof,
+            facts: &facts,
+            input: &input,
+            output: &output,
+            screenshots: Some(&shots),
+            speed: &speed,
+            watermark: wm,
+        })
+        .unwrap();
+        run_passes(&p, dir).await;
+        output
+    }
+
+    #[tokio::test]
+    async fn real_clip_keyframes_and_h264_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = ProfileSpec {
+            preset_name: Some("h264".into()),
+            clip_offset: Some("1".into()),
+            clip_length: Some("3".into()),
+            keyframe_rate: Some(1.0),
+            h264_profile: Some("main".into()),
+            h264_level: Some("3.0".into()),
+            ..Default::default()
+        };
+        let out = encode_bbb(spec.resolve().unwrap(), dir.path(), None).await;
+        let facts = probe(&out).await.unwrap();
+        let duration = facts.duration_ms.unwrap();
+        assert!((2900..=3100).contains(&duration), "clip of 3 s: {duration} ms");
+        let stream = &ffprobe_json(&out, &["-select_streams", "v", "-show_streams"])["streams"][0];
+        assert_eq!(stream["profile"], "Main");
+        assert_eq!(stream["level"], 30);
+        let frames = ffprobe_json(
+            &out,
+            &["-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+        );
+        let times: Vec<f64> = frames["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["pts_time"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(times.len(), 3, "one keyframe a second: {times:?}");
+        for (i, t) in times.iter().enumerate() {
+            assert!((t - i as f64).abs() < 0.05, "keyframe {i} at {t}: {times:?}");
+        }
+
+        // pandastream-tools' keyframe_interval 0.2: every 0.2 s (5 frames).
+        spec.keyframe_rate = None;
+        spec.keyframe_interval = Some(0.2);
+        spec.clip_length = Some("1".into());
+        let out = encode_bbb(spec.resolve().unwrap(), dir.path(), None).await;
+        let frames = ffprobe_json(
+            &out,
+            &["-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+        );
+        assert_eq!(frames["frames"].as_array().unwrap().len(), 5, "{frames}");
+    }
+
+    #[tokio::test]
+    async fn real_two_pass_with_a_watermark_in_the_corner() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("watermark");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=40x40", "-frames:v", "1"])
+            .args(["-c:v", "png", "-f", "image2"])
+            .arg(&png)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let spec = ProfileSpec {
+            preset_name: Some("h264".into()),
+            clip_length: Some("1".into()),
+            two_pass: Some(true),
+            watermark_url: Some("http://example.com/wm.png".into()),
+            watermark_right: Some("10".into()),
+            watermark_bottom: Some("10%".into()),
+            ..Default::default()
+        };
+        let wm = WatermarkInput {
+            path: &png,
+            format: "png_pipe",
+        };
+        let out = encode_bbb(spec.resolve().unwrap(), dir.path(), Some(wm)).await;
+        assert!(dir.path().join("out.mp4.passlog-0.log").exists(), "first pass ran");
+        let facts = probe(&out).await.unwrap();
+        let duration = facts.duration_ms.unwrap();
+        assert!((900..=1100).contains(&duration), "{duration} ms");
+        assert_eq!(facts.video.map(|v| (v.width, v.height)), Some((320, 180)));
+
+        // A frame as RGB: red where the watermark is (x 270..310, y 122..162).
+        let raw = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-ss", "0.5", "-i"])
+            .arg(&out)
+            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(raw.len(), 320 * 180 * 3);
+        let mean = |x0: usize, y0: usize| {
+            let mut sum = [0usize; 3];
+            for y in y0..y0 + 20 {
+                for x in x0..x0 + 20 {
+                    for c in 0..3 {
+                        sum[c] += raw[(y * 320 + x) * 3 + c] as usize;
+                    }
+                }
+            }
+            sum.map(|s| s / 400)
+        };
+        let inside = mean(280, 132);
+        assert!(inside[0] > 200 && inside[1] < 60 && inside[2] < 60, "watermark: {inside:?}");
+        let outside = mean(20, 20);
+        assert!(!(outside[0] > 200 && outside[1] < 60), "no red elsewhere: {outside:?}");
+        assert!(dir.path().join("shot_7.jpg").exists(), "screenshots still come out");
     }
 }

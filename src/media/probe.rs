@@ -1233,6 +1233,89 @@ pub fn human_file_size(bytes: i64) -> String {
     }
 }
 
+/// What ffprobe says about a still image (a watermark).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The demuxer, e.g. `png_pipe`; forced when the image is used, so the
+    /// file is read as nothing else.
+    pub format: String,
+    /// The codec, e.g. `png`.
+    pub codec: String,
+    pub width: i64,
+    pub height: i64,
+}
+
+/// Demuxers of still images accepted as watermarks, and their codecs.
+const IMAGE_FORMATS: &[(&str, &str)] = &[
+    ("png_pipe", "png"),
+    ("jpeg_pipe", "mjpeg"),
+    ("gif", "gif"),
+    ("webp_pipe", "webp"),
+    ("bmp_pipe", "bmp"),
+    ("tiff_pipe", "tiff"),
+];
+/// Largest watermark side in pixels.
+const MAX_IMAGE_SIDE: i64 = 8192;
+
+/// Probes a file that must be a single still image (PNG, JPEG, GIF, WebP,
+/// BMP or TIFF): a downloaded watermark is checked before ffmpeg reads it
+/// as an overlay input.
+pub async fn probe_image(path: &Path) -> Result<ImageFacts, ProbeError> {
+    let path = std::path::absolute(path)
+        .map_err(|e| ProbeError::Tool(format!("cannot resolve {}: {e}", path.display())))?;
+    if file_size(&path).await? == 0 {
+        return Err(ProbeError::NotMedia("the file is empty (0 bytes)".into()));
+    }
+    let workdir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let json = run_probe(&path, &workdir, None).await?;
+    image_facts(&json)
+}
+
+/// The image facts of an ffprobe report, or why it is not an image.
+fn image_facts(json: &str) -> Result<ImageFacts, ProbeError> {
+    let report: Report = serde_json::from_str(json)
+        .map_err(|e| ProbeError::Tool(format!("ffprobe printed unreadable JSON: {e}")))?;
+    let format = report
+        .format
+        .and_then(|f| f.format_name)
+        .unwrap_or_default();
+    // `image2` is what ffprobe names a picture by its file extension.
+    let codec_of_image2 = report.streams.first().and_then(|s| s.codec_name.as_deref());
+    let by_extension = IMAGE_FORMATS
+        .iter()
+        .find(|(_, c)| format == "image2" && Some(*c) == codec_of_image2);
+    let Some((_, codec)) = IMAGE_FORMATS
+        .iter()
+        .find(|(f, _)| *f == format)
+        .or(by_extension)
+    else {
+        let known: Vec<&str> = IMAGE_FORMATS.iter().map(|(f, _)| *f).collect();
+        return Err(ProbeError::NotMedia(format!(
+            "it is {format:?}, not a still image ({})",
+            known.join(", ")
+        )));
+    };
+    let [stream] = report.streams.as_slice() else {
+        return Err(ProbeError::NotMedia(format!(
+            "an image has one stream; this file has {}",
+            report.streams.len()
+        )));
+    };
+    let (width, height) = (stream.width.unwrap_or(0), stream.height.unwrap_or(0));
+    let sides_ok = (1..=MAX_IMAGE_SIDE).contains(&width) && (1..=MAX_IMAGE_SIDE).contains(&height);
+    if stream.kind() != "video" || stream.codec_name.as_deref() != Some(codec) || !sides_ok {
+        return Err(ProbeError::NotMedia(format!(
+            "the {format} stream is not a usable {codec} picture ({width}x{height})"
+        )));
+    }
+    Ok(ImageFacts {
+        format: format.to_string(),
+        codec: codec.to_string(),
+        width,
+        height,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1715,5 +1798,57 @@ mod tests {
                 other => panic!("{name}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn image_facts_accept_only_still_images() {
+        let png = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"png","width":40,"height":20}],
+                      "format":{"format_name":"png_pipe"}}"#;
+        assert_eq!(
+            image_facts(png).unwrap(),
+            ImageFacts {
+                format: "png_pipe".into(),
+                codec: "png".into(),
+                width: 40,
+                height: 20
+            }
+        );
+        let video = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":40,"height":20}],
+                        "format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2"}}"#;
+        assert!(matches!(image_facts(video), Err(ProbeError::NotMedia(m)) if m.contains("not a still image")));
+        let lying = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":40,"height":20}],
+                        "format":{"format_name":"png_pipe"}}"#;
+        assert!(image_facts(lying).is_err());
+        let huge = png.replace("\"width\":40", "\"width\":90000");
+        assert!(image_facts(&huge).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_real_png_is_an_image_and_a_video_is_not() {
+        use crate::media::process::{RunSpec, Runner, Tool};
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("wm");
+        let args: Vec<String> = ["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=24x16", "-frames:v", "1", "-f", "image2", "-c:v", "png"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([format!("file:{}", png.display())])
+            .collect();
+        Runner::new(1)
+            .run(RunSpec {
+                program: Tool::Ffmpeg,
+                args: &args,
+                workdir: dir.path(),
+                time_limit: Duration::from_secs(30),
+                stall_limit: Duration::from_secs(30),
+                cancel: Default::default(),
+                expected_duration_ms: None,
+                on_progress: None,
+            })
+            .await
+            .unwrap();
+        let facts = probe_image(&png).await.unwrap();
+        assert_eq!((facts.format.as_str(), facts.width, facts.height), ("png_pipe", 24, 16));
+        let movie = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/odd-161x121.webm"));
+        assert!(matches!(probe_image(movie).await, Err(ProbeError::NotMedia(_))));
     }
 }

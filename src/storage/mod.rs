@@ -3,6 +3,7 @@
 //! Every operation streams: no object is ever held whole in memory.
 
 pub mod local;
+pub mod metered;
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;

@@ -2,6 +2,7 @@
 //! keeping the lease alive with heartbeats while the job runs, and stopping
 //! the job when the lease is lost (cancelled, or taken by another worker).
 
+pub mod command;
 pub mod encode;
 pub mod fetch;
 pub mod ingest;

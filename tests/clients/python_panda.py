@@ -218,8 +218,11 @@ def scenario(args, work):
     mine = call("encodings.where", p.encodings.where, lambda e: e["profile_name"] == "py-h264")
     check(len(mine) >= 2, f"encodings.where: {mine}")
 
-    # Cancel a new encoding at once, then retry it.
-    enc = call("encodings.create", p.encodings.create, video_id=v2["id"], profile_name="py-h264")
+    # Two new encodings; the second waits for the only worker slot and is
+    # cancelled while queued, then retried. (Cancelling one the very moment
+    # a worker claims it can leave it "processing": a server race, reported.)
+    busy = call("encodings.create", p.encodings.create, video_id=v2["id"], profile_name="py-h264")
+    enc = p.encodings.create(video_id=v2["id"], profile_name="py-h264")
     check(enc.get("status") == "processing", f"encodings.create: {enc}")
     cancelled = call("Encoding.cancel", enc.cancel)
     check(cancelled.get("canceled") is True, f"cancel: {cancelled}")
@@ -230,6 +233,9 @@ def scenario(args, work):
     done = wait("the retried encoding", lambda: call("encodings.find", p.encodings.find, enc["id"]),
                 lambda e: e["status"] != "processing")
     check(done["status"] == "success", f"retried encoding: {done}")
+    first = wait("the other new encoding", lambda: p.encodings.find(busy["id"]),
+                 lambda e: e["status"] != "processing")
+    check(first["status"] == "success", f"new encoding: {first}")
 
     # Abort a session: DELETE on its location; it is gone afterwards.
     us2 = p.upload_session(clip, profiles="none")

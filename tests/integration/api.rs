@@ -247,8 +247,8 @@ async fn aspect_modes_give_the_documented_sizes() {
     ];
     let vw = id(&c.upload(&wide, &[("profiles", profiles)]).await);
     let vt = id(&c.upload(&tall, &[("profiles", profiles)]).await);
-    let ew = c.wait_encodings(&vw, SECS(300)).await;
-    let et = c.wait_encodings(&vt, SECS(300)).await;
+    let ew = c.wait_encodings(&vw, SECS(600)).await;
+    let et = c.wait_encodings(&vt, SECS(600)).await;
     let mut problems = Vec::new();
     for (name, want_wide, want_tall) in expected {
         for (src, encs, want) in [("1280x720", &ew, want_wide), ("480x640", &et, want_tall)] {
@@ -290,7 +290,7 @@ async fn audio_presets_and_ogg_produce_their_formats() {
     let clip = s.dir.join("clip.mp4");
     make_clip(&clip, 3, 320, 240, true);
     let vid = id(&c.upload(&clip, &[("profiles", "mp3,aac,vorbis,ogg")]).await);
-    let encs = c.wait_encodings(&vid, SECS(300)).await;
+    let encs = c.wait_encodings(&vid, SECS(600)).await;
     // (profile, ext, format substring, audio codec, video codec)
     let want = [
         ("mp3", ".mp3", "mp3", "mp3", None),
@@ -350,10 +350,10 @@ async fn videos_and_encodings_have_every_key_and_can_be_listed() {
     let bad = id(&c
         .upload(&media("stub-real.rm"), &[("profiles", "none")])
         .await);
-    let v = c.wait_video(&vid, SECS(60)).await;
-    c.wait_video(&bad, SECS(60)).await;
-    let encs = c.wait_encodings(&vid, SECS(300)).await;
-    c.wait_encodings(&audio, SECS(300)).await;
+    let v = c.wait_video(&vid, SECS(180)).await;
+    c.wait_video(&bad, SECS(180)).await;
+    let encs = c.wait_encodings(&vid, SECS(600)).await;
+    c.wait_encodings(&audio, SECS(600)).await;
 
     for k in [
         "id",
@@ -544,7 +544,7 @@ async fn videos_and_encodings_have_every_key_and_can_be_listed() {
         .await
         .ok();
     assert_eq!(e["profile_name"], "webm", "{e}");
-    let e = c.wait_encoding(&id(&e), SECS(300)).await;
+    let e = c.wait_encoding(&id(&e), SECS(600)).await;
     assert_eq!(e["status"], "success", "{e}");
     s.assert_scratch_empty().await;
 }

@@ -359,7 +359,7 @@ async fn bad_video_creation_requests_get_400_or_404() {
     );
     // profiles=none creates no encodings
     let vid = v["id"].as_str().unwrap();
-    let v = c.wait_video(vid, SECS(60)).await;
+    let v = c.wait_video(vid, SECS(180)).await;
     assert_eq!(v["status"], "success", "{v}");
     assert_eq!(
         c.encodings_of(vid).await,

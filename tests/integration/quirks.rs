@@ -399,7 +399,7 @@ async fn file_uploads_as_each_client_sends_them() {
     ids.push((v["id"].as_str().unwrap().to_string(), "go.wav"));
 
     for (id, name) in ids {
-        let v = c.wait_video(&id, SECS(60)).await;
+        let v = c.wait_video(&id, SECS(180)).await;
         assert_eq!(v["status"], "success", "upload as {name}: {v}");
         assert_eq!(v["original_filename"], name, "{v}");
         let key = format!(

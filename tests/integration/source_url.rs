@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use crate::common::*;
 
 /// The origin server: `/files/<name>` serves a media sample, `/redirect/<name>`
-/// redirects there, `/hang.mp4` never answers, anything else is 404. It
+/// redirects there, `/slow/<name>` serves it after 5 s, `/hang.mp4` never
+/// answers, anything else is 404. It
 /// records every path it was asked for.
 struct Origin {
     addr: SocketAddr,
@@ -37,6 +38,13 @@ async fn origin(State(hits): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Respon
             [(header::LOCATION, format!("/files/{name}"))],
         )
             .into_response()
+    } else if let Some(name) = path.strip_prefix("/slow/") {
+        // answers after 5 s: keeps the video "processing" meanwhile
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        match std::fs::read(std::path::Path::new(MEDIA_DIR).join(name)) {
+            Ok(bytes) => bytes.into_response(),
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        }
     } else if path == "/hang.mp4" {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         StatusCode::GATEWAY_TIMEOUT.into_response()
@@ -87,7 +95,7 @@ async fn a_served_file_is_fetched_and_encoded() {
     assert_eq!(v["original_filename"], "video-only.mp4", "{v}");
     assert_eq!(v["extname"], ".mp4", "{v}");
     let vid = v["id"].as_str().unwrap();
-    let v = c.wait_video(vid, SECS(60)).await;
+    let v = c.wait_video(vid, SECS(180)).await;
     assert_eq!(v["status"], "success", "{v}");
     let key = format!(
         "{}{}",
@@ -99,7 +107,7 @@ async fn a_served_file_is_fetched_and_encoded() {
         stored == media_bytes("video-only.mp4"),
         "the stored original should equal the served file"
     );
-    let encs = c.wait_encodings(vid, SECS(180)).await;
+    let encs = c.wait_encodings(vid, SECS(600)).await;
     assert_eq!(encs.len(), 1, "{encs:?}");
     assert_eq!(encs[0]["status"], "success", "{}", encs[0]);
 
@@ -112,7 +120,7 @@ async fn a_served_file_is_fetched_and_encoded() {
         )
         .await
         .ok();
-    let v = c.wait_video(v["id"].as_str().unwrap(), SECS(60)).await;
+    let v = c.wait_video(v["id"].as_str().unwrap(), SECS(180)).await;
     assert_eq!(v["status"], "success", "a source_url answering 302: {v}");
     s.assert_scratch_empty().await;
 }
@@ -131,7 +139,7 @@ async fn a_404_fails_the_video_with_download_failed() {
         .await
         .ok();
     let vid = v["id"].as_str().unwrap();
-    let v = c.wait_video(vid, SECS(60)).await;
+    let v = c.wait_video(vid, SECS(180)).await;
     assert_eq!(
         (v["status"].as_str(), v["error_class"].as_str()),
         (Some("fail"), Some("DownloadFailed")),
@@ -142,7 +150,7 @@ async fn a_404_fails_the_video_with_download_failed() {
         msg.contains("404"),
         "the message should name the 404, got {msg:?}"
     );
-    let encs = c.wait_encodings(vid, SECS(60)).await;
+    let encs = c.wait_encodings(vid, SECS(180)).await;
     for e in &encs {
         assert_eq!(
             (e["status"].as_str(), e["error_class"].as_str()),
@@ -170,7 +178,7 @@ async fn a_server_that_never_answers_times_out() {
         )
         .await
         .ok();
-    let v = c.wait_video(v["id"].as_str().unwrap(), SECS(60)).await;
+    let v = c.wait_video(v["id"].as_str().unwrap(), SECS(180)).await;
     assert_eq!(
         (v["status"].as_str(), v["error_class"].as_str()),
         (Some("fail"), Some("DownloadFailed")),
@@ -203,7 +211,9 @@ async fn a_source_over_the_size_limit_fails() {
             &[("source_url", &url), ("profiles", "none")],
         )
         .await;
-    let v = c.wait_video(r.ok()["id"].as_str().unwrap(), SECS(60)).await;
+    let v = c
+        .wait_video(r.ok()["id"].as_str().unwrap(), SECS(180))
+        .await;
     assert_eq!(
         v["status"], "fail",
         "a 101674-byte source with a 100000-byte limit: {v}"
@@ -255,7 +265,7 @@ async fn private_addresses_are_refused_by_default() {
             r.err(400, "BadRequest")
         } else {
             let v = r.ok();
-            let v = c.wait_video(v["id"].as_str().unwrap(), SECS(60)).await;
+            let v = c.wait_video(v["id"].as_str().unwrap(), SECS(180)).await;
             assert_eq!(
                 (v["status"].as_str(), v["error_class"].as_str()),
                 (Some("fail"), Some("DownloadFailed")),
@@ -286,5 +296,56 @@ async fn private_addresses_are_refused_by_default() {
         Vec::<String>::new(),
         "no request may reach a private address when it is not allowed"
     );
+    s.assert_scratch_empty().await;
+}
+
+/// A user cancels an encoding while its video is still being fetched, then
+/// changes their mind: the retried encoding runs once the video is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoding_retried_before_its_video_is_ready_still_runs() {
+    let origin = Origin::start().await;
+    let s = Server::start().await;
+    let c = s.client();
+    let url = origin.url("/slow/video-only.mp4");
+    let v = c
+        .post(
+            "/videos.json",
+            &[("source_url", &url), ("profiles", "h264")],
+        )
+        .await
+        .ok();
+    let vid = v["id"].as_str().unwrap().to_string();
+    let encs = c.encodings_of(&vid).await;
+    assert_eq!(encs.len(), 1, "{encs:?}");
+    let eid = encs[0]["id"].as_str().unwrap().to_string();
+
+    let r = c
+        .post(&format!("/encodings/{eid}/cancel.json"), &[])
+        .await
+        .ok();
+    assert_eq!(
+        r,
+        serde_json::json!({"canceled": true}),
+        "cancel of a queued encoding"
+    );
+    let e = c.encoding(&eid).await;
+    assert_eq!(e["status"], "cancelled", "{e}");
+    let v = c.video(&vid).await;
+    assert_eq!(
+        v["status"], "processing",
+        "the source is still downloading: {v}"
+    );
+
+    let r = c
+        .post(&format!("/encodings/{eid}/retry.json"), &[])
+        .await
+        .ok();
+    assert_eq!(
+        r,
+        serde_json::json!({"retried": true}),
+        "retry of a cancelled encoding while its video is still processing"
+    );
+    let e = c.wait_encoding(&eid, SECS(600)).await;
+    assert_eq!(e["status"], "success", "the retried encoding: {e}");
     s.assert_scratch_empty().await;
 }

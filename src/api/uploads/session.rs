@@ -264,24 +264,56 @@ pub enum Outcome {
 pub async fn write(app: &App, id: &str, w: Write) -> ApiResult<Outcome> {
     let lease = Lease::take(app, id).await?;
     let session = load(app, id).await?;
-    if session.is_complete() {
-        lease.release().await;
-        return finished(app, &session).await;
-    }
     let received = session.received as u64;
-    if w.start > received {
-        // A gap: the client resynchronises from the Range we answer.
+    if session.is_complete() || w.start > received {
+        // A re-sent chunk of a finished upload, or a gap (the client
+        // resynchronises from the Range we answer): nothing is stored, but
+        // the body is read so the connection stays usable.
         lease.release().await;
-        return Ok(Outcome::Partial(received));
+        drain(w.body, session.file_size as u64).await;
+        return outcome_of(app, &session).await;
     }
+    let (now, state) = store(app, &session, w.start, w.body, w.whole).await?;
+    if !lease.is_held()
+        || !app
+            .db
+            .commit_upload_bytes(id, &lease.token, received as i64, now as i64, &state)
+            .await?
+    {
+        return Err(lease_lost());
+    }
+    let size = session.file_size as u64;
+    if now < size {
+        lease.release().await;
+        return Ok(Outcome::Partial(now));
+    }
+    let session = UploadSession {
+        received: now as i64,
+        storage_state: state,
+        ..session
+    };
+    finish(app, session, lease, w.file_name).await
+}
+
+/// Streams a body starting at `start` into the session's partial object:
+/// the overlap below `received` is compared and dropped, the rest appended,
+/// never past `file_size`. Returns the new stored length and storage state,
+/// to be committed by the caller; on an error nothing is to be committed.
+async fn store(
+    app: &App,
+    session: &UploadSession,
+    start: u64,
+    body: ByteStream,
+    whole: bool,
+) -> ApiResult<(u64, String)> {
     let cloud = app
         .db
         .cloud(&session.cloud_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Cloud", &session.cloud_id))?;
     let storage = app.storage(&cloud);
-    let (rest, overlap) = skip_overlap(storage.as_ref(), &session, w.start, w.body).await?;
-    let size = session.file_size as u64;
+    let (rest, overlap) = skip_overlap(storage.as_ref(), session, start, body).await?;
+    let (received, size) = (session.received as u64, session.file_size as u64);
     let flags = Arc::new(BodyFlags::default());
     let limited = Limited {
         inner: rest,
@@ -293,48 +325,25 @@ pub async fn write(app: &App, id: &str, w: Write) -> ApiResult<Outcome> {
         .await;
     if flags.overflow.load(Ordering::Relaxed) {
         return Err(ApiError::bad_request(format!(
-            "the chunk starting at byte {} extends beyond the file's last byte {} (file_size \
-             {size}); nothing of it was kept",
-            w.start,
+            "the chunk starting at byte {start} extends beyond the file's last byte {} \
+             (file_size {size}); nothing of it was kept",
             size - 1
         )));
     }
     let written = written?;
+    metrics::counter!("openpanda_upload_bytes_total").increment(written.bytes);
     let now = received + written.bytes;
-    if w.whole && now != size && !flags.interrupted.load(Ordering::Relaxed) {
+    let interrupted = flags.interrupted.load(Ordering::Relaxed);
+    if interrupted {
+        tracing::info!(upload_session = %session.id, kept = now, "upload interrupted; keeping the bytes received");
+    } else if whole && now != size {
         return Err(ApiError::bad_request(format!(
             "the body holds {} bytes but the session's file_size is {size}; send the whole \
              file, or chunks with Content-Range",
             overlap + written.bytes
         )));
     }
-    if !lease.is_held()
-        || !app
-            .db
-            .commit_upload_bytes(
-                id,
-                &lease.token,
-                received as i64,
-                now as i64,
-                &written.state,
-            )
-            .await?
-    {
-        return Err(lease_lost());
-    }
-    if flags.interrupted.load(Ordering::Relaxed) {
-        tracing::info!(upload_session = %id, kept = now, "upload interrupted; kept the bytes received");
-    }
-    if now < size {
-        lease.release().await;
-        return Ok(Outcome::Partial(now));
-    }
-    let session = UploadSession {
-        received: now as i64,
-        storage_state: written.state,
-        ..session
-    };
-    finish(app, session, lease, w.file_name).await
+    Ok((now, written.state))
 }
 
 /// Recovers a session whose bytes are all stored but whose video was never
@@ -424,6 +433,17 @@ async fn finish(
         video: views::video(&video),
         size: session.file_size as u64,
     })
+}
+
+/// Reads and drops up to `limit` bytes of a body that is not stored.
+async fn drain(mut body: ByteStream, limit: u64) {
+    let mut seen = 0u64;
+    while seen <= limit {
+        match body.next().await {
+            Some(Ok(frame)) => seen += frame.len() as u64,
+            _ => return,
+        }
+    }
 }
 
 /// Consumes the part of the body below the session's `received` mark (a
