@@ -21,7 +21,8 @@ What it does:
      environment), and waits for /healthz.
   4. Server run: uploads the input with profiles=h264 and measures the time
      from the upload response until GET /encodings/:id.json (polled every
-     20 ms) says `success`.
+     20 ms) says `success`. For a breakdown it also notes when the video
+     itself became `success` (probed and stored).
   5. Bare run: asks `openpanda plan INPUT --preset h264 --out DIR` for the
      exact ffmpeg argv the server would run (JSON {"passes": [[arg, ...]]},
      without the program name) and times running those passes with ffmpeg.
@@ -29,7 +30,8 @@ What it does:
      and P1 = server / bare.
 
 Needs python3 (standard library only), ffmpeg on the PATH and a built
-openpanda binary. Only 127.0.0.1 is contacted.
+openpanda binary. Only 127.0.0.1 is contacted. Run it on an otherwise idle
+machine: other load makes both timings noisy and the ratio meaningless.
 """
 
 import argparse
@@ -148,16 +150,22 @@ def make_input(path, seconds):
 
 
 def server_run(api, input_path):
+    """Seconds from the upload response to `success`, and (for a breakdown)
+    seconds until the video itself was `success` (probe + store)."""
     video = api.upload(input_path, {"profiles": "h264"})
     t0 = time.monotonic()
     encs = api.get(f"/videos/{video['id']}/encodings.json")
     if len(encs) != 1:
         raise SystemExit(f"expected one encoding, got {encs}")
     eid = encs[0]["id"]
+    ingest = None
     while True:
+        if ingest is None and api.get(f"/videos/{video['id']}.json")["status"] == "success":
+            ingest = time.monotonic() - t0
         e = api.get(f"/encodings/{eid}.json")
         if e["status"] == "success":
-            return time.monotonic() - t0
+            total = time.monotonic() - t0
+            return total, ingest if ingest is not None else total
         if e["status"] != "processing":
             raise SystemExit(f"encoding ended {e['status']}: {e.get('error_class')} {e.get('error_message')}")
         if time.monotonic() - t0 > 1800:
@@ -232,9 +240,9 @@ def main():
         server_times, bare_times = [], []
         passes = None
         for i in range(1, args.runs + 1):
-            s = server_run(api, input_path)
+            s, ingest = server_run(api, input_path)
             server_times.append(s)
-            print(f"run {i}: server {s:7.2f} s", flush=True)
+            print(f"run {i}: server {s:7.2f} s   (video ready after {ingest:.2f} s)", flush=True)
             b, passes = bare_run(binary, input_path, work, env)
             bare_times.append(b)
             print(f"run {i}: bare   {b:7.2f} s", flush=True)

@@ -16,4 +16,4 @@ fi
 command -v cargo >/dev/null || { echo "cargo (Rust 1.95+) is required: https://rustup.rs" >&2; exit 1; }
 
 cargo build --release --locked
-exec ./target/release/openpanda serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/openpanda" serve "$@"

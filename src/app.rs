@@ -44,6 +44,14 @@ impl App {
         // ffmpeg runs inside per-job scratch directories, so every path it
         // is given must be absolute.
         config.data_dir = std::fs::canonicalize(&config.data_dir)?;
+        // The database holds the accounts' secret keys: keep the data
+        // directory to its owner (objects are published over HTTP, not the
+        // file system).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let db = Db::connect(&config.database_url()).await?;
         crate::telemetry::install();
         let concurrency = config.concurrency();

@@ -198,9 +198,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "access_key": account.access_key,
                     "secret_key": account.secret_key,
                     "url": app.cloud_url(&cloud),
+                    "data_dir": app.config.data_dir,
+                    "database": crate::config::mask_url_password(&app.config.database_url()),
                 });
                 println!("{out}");
             } else {
+                println!(
+                    "created in {} (database {})",
+                    app.config.data_dir.display(),
+                    crate::config::mask_url_password(&app.config.database_url())
+                );
                 println!("cloud_id:   {}", cloud.id);
                 println!("access_key: {}", account.access_key);
                 println!("secret_key: {}", account.secret_key);
@@ -334,8 +341,10 @@ async fn encode_file(
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();

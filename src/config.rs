@@ -294,6 +294,8 @@ impl Config {
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
         shown.database_url = Some(mask_url_password(&self.database_url()));
+        shown.public_url = Some(self.public_url());
+        shown.workers.concurrency = self.concurrency();
         Ok(toml::to_string_pretty(&shown)?)
     }
 

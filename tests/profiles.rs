@@ -33,7 +33,15 @@ impl ImageServer {
     async fn start(dir: &Path) -> ImageServer {
         let png = dir.join("red-40.png");
         let made = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=40x40"])
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=40x40",
+            ])
             .args(["-frames:v", "1", "-c:v", "png", "-f", "image2"])
             .arg(&png)
             .status()
@@ -85,7 +93,11 @@ fn encoding<'a>(encs: &'a [Value], profile: &str) -> &'a Value {
 
 #[track_caller]
 fn assert_success(e: &Value) {
-    assert_eq!(e["status"], "success", "encoding {}: {e}", e["profile_name"]);
+    assert_eq!(
+        e["status"], "success",
+        "encoding {}: {e}",
+        e["profile_name"]
+    );
 }
 
 fn files(e: &Value) -> Vec<String> {
@@ -116,7 +128,14 @@ fn probe_json(file: &Path, args: &[&str]) -> Value {
 fn keyframe_times(file: &Path) -> Vec<f64> {
     let v = probe_json(
         file,
-        &["-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+        &[
+            "-select_streams",
+            "v",
+            "-skip_frame",
+            "nokey",
+            "-show_entries",
+            "frame=pts_time",
+        ],
     );
     v["frames"]
         .as_array()
@@ -131,7 +150,17 @@ fn rgb_frame(file: &Path, t: f64) -> Vec<u8> {
     Command::new("ffmpeg")
         .args(["-v", "error", "-ss", &format!("{t}"), "-i"])
         .arg(file)
-        .args(["-frames:v", "1", "-s", "320x180", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-frames:v",
+            "1",
+            "-s",
+            "320x180",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .output()
         .unwrap()
         .stdout
@@ -153,7 +182,11 @@ fn square_diff(a: &[u8], b: &[u8], x0: usize, y0: usize) -> f64 {
 
 fn stored(s: &Server, key: &str) -> PathBuf {
     let p = s.storage_dir().join(key);
-    assert!(p.is_file(), "{key} should be stored; stored: {:?}", s.stored_keys());
+    assert!(
+        p.is_file(),
+        "{key} should be stored; stored: {:?}",
+        s.stored_keys()
+    );
     p
 }
 
@@ -194,7 +227,10 @@ async fn every_profile_option_end_to_end() {
     assert_eq!(wm["watermark_bottom"], "10%", "{wm}");
     create_profile(
         &c,
-        &with(&SMALL, &[("name", "notimage"), ("watermark_url", &text_url)]),
+        &with(
+            &SMALL,
+            &[("name", "notimage"), ("watermark_url", &text_url)],
+        ),
     )
     .await;
     let kf = create_profile(
@@ -232,7 +268,11 @@ async fn every_profile_option_end_to_end() {
         ],
     )
     .await;
-    assert_eq!((&th["extname"], &th["frame_count"]), (&Value::from(".jpg"), &Value::from(3)), "{th}");
+    assert_eq!(
+        (&th["extname"], &th["frame_count"]),
+        (&Value::from(".jpg"), &Value::from(3)),
+        "{th}"
+    );
     let offsets = create_profile(
         &c,
         &[
@@ -243,7 +283,11 @@ async fn every_profile_option_end_to_end() {
         ],
     )
     .await;
-    assert_eq!(offsets["frame_count"], Value::Null, "only the choice in force: {offsets}");
+    assert_eq!(
+        offsets["frame_count"],
+        Value::Null,
+        "only the choice in force: {offsets}"
+    );
     create_profile(
         &c,
         &[
@@ -283,12 +327,18 @@ async fn every_profile_option_end_to_end() {
         ],
     )
     .await;
-    assert_eq!((&custom["preset_name"], &custom["command"]), (&Value::Null, &Value::from(command)));
+    assert_eq!(
+        (&custom["preset_name"], &custom["command"]),
+        (&Value::Null, &Value::from(command))
+    );
     create_profile(
         &c,
         &[
             ("name", "custom-broken"),
-            ("command", "ffmpeg -i $input_file$ -c:v no-such-codec $output_file$"),
+            (
+                "command",
+                "ffmpeg -i $input_file$ -c:v no-such-codec $output_file$",
+            ),
             ("extname", ".mp4"),
         ],
     )
@@ -296,10 +346,10 @@ async fn every_profile_option_end_to_end() {
 
     let profiles =
         "plain,wm,notimage,kf,th-count,th-offsets,th-interval,th-one,custom,custom-broken";
-    let v = c.upload(&media("bbb-51.mp4"), &[("profiles", profiles)]).await;
-    let encs = c
-        .wait_encodings(v["id"].as_str().unwrap(), SECS(600))
+    let v = c
+        .upload(&media("bbb-51.mp4"), &[("profiles", profiles)])
         .await;
+    let encs = c.wait_encodings(v["id"].as_str().unwrap(), SECS(600)).await;
 
     // The watermark: the bottom-right corner differs from the same frame
     // without it, and is red; the top-left corner does not differ.
@@ -312,14 +362,30 @@ async fn every_profile_option_end_to_end() {
     assert_eq!((a.len(), b.len()), (320 * 180 * 3, 320 * 180 * 3));
     let corner = square_diff(&a, &b, 280, 132);
     let elsewhere = square_diff(&a, &b, 20, 20);
-    assert!(corner > 40.0 && elsewhere < 8.0, "watermark diff {corner} vs {elsewhere}");
+    assert!(
+        corner > 40.0 && elsewhere < 8.0,
+        "watermark diff {corner} vs {elsewhere}"
+    );
     let (x, y) = (290, 142);
     let px = &b[(y * 320 + x) * 3..(y * 320 + x) * 3 + 3];
-    assert!(px[0] > 200 && px[1] < 60 && px[2] < 60, "red at ({x},{y}): {px:?}");
+    assert!(
+        px[0] > 200 && px[1] < 60 && px[2] < 60,
+        "red at ({x},{y}): {px:?}"
+    );
 
     let e = encoding(&encs, "notimage");
-    assert_eq!((e["status"].as_str(), e["error_class"].as_str()), (Some("fail"), Some("EncodingError")), "{e}");
-    assert!(e["error_message"].as_str().unwrap().contains("is not an image"), "{e}");
+    assert_eq!(
+        (e["status"].as_str(), e["error_class"].as_str()),
+        (Some("fail"), Some("EncodingError")),
+        "{e}"
+    );
+    assert!(
+        e["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("is not an image"),
+        "{e}"
+    );
 
     // Clip, keyframes, two-pass, H.264 level.
     let e = encoding(&encs, "kf");
@@ -345,18 +411,30 @@ async fn every_profile_option_end_to_end() {
     let e = encoding(&encs, "th-count");
     assert_success(e);
     let p = path_of(e);
-    assert_eq!(files(e), (1..=3).map(|n| format!("{p}_{n}.jpg")).collect::<Vec<_>>());
+    assert_eq!(
+        files(e),
+        (1..=3).map(|n| format!("{p}_{n}.jpg")).collect::<Vec<_>>()
+    );
     for f in files(e) {
         let size = ffprobe(&stored(&s, &f)).unwrap().display_size();
         assert_eq!(size, Some((160, 90)), "{f}");
     }
-    assert_eq!((&e["width"], &e["height"]), (&Value::from(160), &Value::from(90)));
+    assert_eq!(
+        (&e["width"], &e["height"]),
+        (&Value::from(160), &Value::from(90))
+    );
 
     let e = encoding(&encs, "th-offsets");
     assert_success(e);
     let p = path_of(e);
-    assert_eq!(files(e), [format!("{p}_1.png"), format!("{p}_2.png")], "99s is past the end");
-    let size = ffprobe(&stored(&s, &format!("{p}_2.png"))).unwrap().display_size();
+    assert_eq!(
+        files(e),
+        [format!("{p}_1.png"), format!("{p}_2.png")],
+        "99s is past the end"
+    );
+    let size = ffprobe(&stored(&s, &format!("{p}_2.png")))
+        .unwrap()
+        .display_size();
     assert_eq!(size, Some((1280, 720)), "the source size");
 
     let e = encoding(&encs, "th-interval");
@@ -366,7 +444,12 @@ async fn every_profile_option_end_to_end() {
     let e = encoding(&encs, "th-one");
     assert_success(e);
     assert_eq!(files(e), [format!("{}.jpg", path_of(e))]);
-    assert!(!s.storage_dir().join(format!("{}_1.jpg", path_of(e))).exists(), "no screenshots of thumbnails");
+    assert!(
+        !s.storage_dir()
+            .join(format!("{}_1.jpg", path_of(e)))
+            .exists(),
+        "no screenshots of thumbnails"
+    );
 
     // The custom command: both outputs, the main one first; screenshots.
     let e = encoding(&encs, "custom");
@@ -375,7 +458,11 @@ async fn every_profile_option_end_to_end() {
     assert_eq!(files(e), [format!("{p}.mp4"), format!("{p}_low.mp4")]);
     let main = ffprobe(&stored(&s, &format!("{p}.mp4"))).unwrap();
     assert_eq!(main.display_size(), Some((320, 180)));
-    assert!((main.duration.unwrap() - 1.0).abs() < 0.1, "{:?}", main.duration);
+    assert!(
+        (main.duration.unwrap() - 1.0).abs() < 0.1,
+        "{:?}",
+        main.duration
+    );
     let low = ffprobe(&stored(&s, &format!("{p}_low.mp4"))).unwrap();
     assert_eq!(low.display_size(), Some((160, 90)));
     for n in 1..=3 {
@@ -387,7 +474,11 @@ async fn every_profile_option_end_to_end() {
     );
 
     let e = encoding(&encs, "custom-broken");
-    assert_eq!((e["status"].as_str(), e["error_class"].as_str()), (Some("fail"), Some("EncodingError")), "{e}");
+    assert_eq!(
+        (e["status"].as_str(), e["error_class"].as_str()),
+        (Some("fail"), Some("EncodingError")),
+        "{e}"
+    );
     let log = std::fs::read_to_string(stored(&s, &format!("{}.log", path_of(e)))).unwrap();
     assert!(log.contains("no-such-codec"), "{log}");
     s.assert_scratch_empty().await;
@@ -407,9 +498,15 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
         ("ffmpeg -i $(id) $output_file$", "$(id)"),
         ("ffmpeg -i `id` $output_file$", "`id`"),
         ("ffmpeg -i /etc/passwd $output_file$", "/etc/passwd"),
-        ("ffmpeg -i http://169.254.169.254/x $output_file$", "http://169.254.169.254/x"),
+        (
+            "ffmpeg -i http://169.254.169.254/x $output_file$",
+            "http://169.254.169.254/x",
+        ),
         ("ffmpeg -i concat:a.mp4 $output_file$", "concat:a.mp4"),
-        ("ffmpeg -i $input_file$ -vf movie=/etc/passwd $output_file$", "movie=/etc/passwd"),
+        (
+            "ffmpeg -i $input_file$ -vf movie=/etc/passwd $output_file$",
+            "movie=/etc/passwd",
+        ),
         ("ffmpeg -i $input_file$ ../../x.mp4", "../../x.mp4"),
         ("yamdi -i $input_file$ -o $output_file$", "yamdi"),
     ] {
@@ -420,14 +517,27 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
             )
             .await
             .err(400, "CommandInvalid");
-        assert!(message.contains(word), "{command:?}: the message should name {word:?}: {message}");
+        assert!(
+            message.contains(word),
+            "{command:?}: the message should name {word:?}: {message}"
+        );
     }
-    assert!(c.get("/profiles/bad.json", &[]).await.status == 404, "nothing was saved");
+    assert!(
+        c.get("/profiles/bad.json", &[]).await.status == 404,
+        "nothing was saved"
+    );
 
     // A saved custom profile cannot be edited into a hostile one.
-    create_profile(&c, &[("name", "custom"), ("command", ok), ("extname", ".mp4")]).await;
+    create_profile(
+        &c,
+        &[("name", "custom"), ("command", ok), ("extname", ".mp4")],
+    )
+    .await;
     let message = c
-        .put("/profiles/custom.json", &[("command", "ffmpeg -i $input_file$ | sh")])
+        .put(
+            "/profiles/custom.json",
+            &[("command", "ffmpeg -i $input_file$ | sh")],
+        )
         .await
         .err(400, "CommandInvalid");
     assert!(message.contains('|'), "{message}");
@@ -437,9 +547,12 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
     c.post("/profiles.json", &[("command", ok)])
         .await
         .err(400, "BadRequest");
-    c.post("/profiles.json", &[("preset_name", "h264"), ("command", ok), ("name", "both")])
-        .await
-        .err(400, "BadRequest");
+    c.post(
+        "/profiles.json",
+        &[("preset_name", "h264"), ("command", ok), ("name", "both")],
+    )
+    .await
+    .err(400, "BadRequest");
 
     // Watermarks on this machine or the metadata service, by address or name.
     for (url, addresses) in [
@@ -450,11 +563,18 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
         let message = c
             .post(
                 "/profiles.json",
-                &[("preset_name", "h264"), ("name", "wm"), ("watermark_url", url)],
+                &[
+                    ("preset_name", "h264"),
+                    ("name", "wm"),
+                    ("watermark_url", url),
+                ],
             )
             .await
             .err(400, "BadRequest");
-        assert!(addresses.iter().any(|a| message.contains(a)), "{url}: {message}");
+        assert!(
+            addresses.iter().any(|a| message.contains(a)),
+            "{url}: {message}"
+        );
     }
     // Unusable option values are refused when saved, naming the option.
     for (key, value) in [
@@ -465,7 +585,10 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
         ("keyframe_interval", "0"),
     ] {
         let message = c
-            .post("/profiles.json", &[("preset_name", "h264"), ("name", "x"), (key, value)])
+            .post(
+                "/profiles.json",
+                &[("preset_name", "h264"), ("name", "x"), (key, value)],
+            )
             .await
             .err(400, "BadRequest");
         assert!(message.contains(key), "{key}={value}: {message}");
@@ -482,14 +605,29 @@ async fn hostile_commands_and_private_watermarks_are_refused() {
         .await
         .err(400, "BadRequest");
     assert!(message.contains("at most one"), "{message}");
-    c.post("/profiles.json", &[("preset_name", "thumbnail"), ("extname", ".gif")])
-        .await
-        .err(400, "BadRequest");
+    c.post(
+        "/profiles.json",
+        &[("preset_name", "thumbnail"), ("extname", ".gif")],
+    )
+    .await
+    .err(400, "BadRequest");
     // Switching a thumbnail profile from a count to offsets.
-    create_profile(&c, &[("preset_name", "thumbnail"), ("name", "th"), ("frame_count", "2")]).await;
+    create_profile(
+        &c,
+        &[
+            ("preset_name", "thumbnail"),
+            ("name", "th"),
+            ("frame_count", "2"),
+        ],
+    )
+    .await;
     let th = c
         .put("/profiles/th.json", &[("frame_offsets", "1s, 2s")])
         .await
         .ok();
-    assert_eq!((&th["frame_offsets"], &th["frame_count"]), (&Value::from("1s, 2s"), &Value::Null), "{th}");
+    assert_eq!(
+        (&th["frame_offsets"], &th["frame_count"]),
+        (&Value::from("1s, 2s"), &Value::Null),
+        "{th}"
+    );
 }

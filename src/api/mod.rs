@@ -41,9 +41,29 @@ pub fn router(app: Arc<App>) -> Router {
             "/upload/{id}",
             any(uploads::location).layer(from_fn(cors::cors)),
         )
-        .nest_service("/storage", ServeDir::new(app.storage_dir()))
+        .nest(
+            "/storage",
+            Router::new()
+                .fallback_service(ServeDir::new(app.storage_dir()))
+                .layer(axum::middleware::map_response(harden_stored_object)),
+        )
         .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .with_state(app)
+}
+
+/// Stored objects are customer uploads served from the API's own origin:
+/// browsers must not sniff them into HTML or run anything they contain.
+async fn harden_stored_object(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static("default-src 'none'; media-src 'self'; sandbox"),
+    );
+    resp
 }
 
 /// `GET /readyz`: 200 when the database answers, the storage directory is

@@ -10,8 +10,8 @@ use super::request::Ctx;
 use super::{list_body, ok, views};
 use crate::domain::ids::new_id;
 use crate::domain::model::Profile;
-use crate::domain::path_format;
 use crate::domain::options::{FrameSelection, is_h264_level};
+use crate::domain::path_format;
 use crate::domain::profile::{
     AspectMode, OutputKind, PRESET_ALIASES, PRESETS, ProfileError, ProfileSpec, preset,
 };
@@ -191,7 +191,9 @@ async fn check_profile(ctx: &Ctx, spec: &ProfileSpec) -> ApiResult<()> {
 /// worker's guarded download decides.
 async fn check_watermark_url(ctx: &Ctx, raw: &str) -> ApiResult<()> {
     let url = crate::worker::fetch::check_url_syntax(raw).map_err(|_| {
-        ApiError::bad_request(format!("watermark_url {raw:?} must be an http or https URL"))
+        ApiError::bad_request(format!(
+            "watermark_url {raw:?} must be an http or https URL"
+        ))
     })?;
     if ctx.app.config.fetch.allow_private_networks {
         return Ok(());

@@ -378,6 +378,7 @@ pub async fn create_with_original(
         }
         return Err(e);
     }
+    tracing::info!(video_id = %video.id, encodings = encodings.len(), "video received");
     app.wake_workers();
     Ok(())
 }

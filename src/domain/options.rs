@@ -235,9 +235,19 @@ pub enum FrameSelection {
 impl FrameSelection {
     /// The selection a spec asks for: `None` when it sets none of the three.
     pub fn from_spec(spec: &ProfileSpec) -> Result<Option<Self>, OptionError> {
-        let offsets = spec.frame_offsets.as_deref().filter(|s| !s.trim().is_empty());
-        let interval = spec.frame_interval.as_deref().filter(|s| !s.trim().is_empty());
-        let given = [spec.frame_count.is_some(), offsets.is_some(), interval.is_some()];
+        let offsets = spec
+            .frame_offsets
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        let interval = spec
+            .frame_interval
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        let given = [
+            spec.frame_count.is_some(),
+            offsets.is_some(),
+            interval.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() > 1 {
             return Err(invalid(
                 "give at most one of frame_count, frame_offsets and frame_interval",
@@ -325,9 +335,9 @@ impl Keyframes {
         }
         match interval {
             None => Ok(None),
-            Some(i) if !(i.is_finite() && i > 0.0) => Err(invalid(format!(
-                "keyframe_interval {i} must be positive"
-            ))),
+            Some(i) if !(i.is_finite() && i > 0.0) => {
+                Err(invalid(format!("keyframe_interval {i} must be positive")))
+            }
             Some(i) if i < 1.0 => Ok(Some(Self::Seconds(i))),
             Some(i) => Ok(Some(Self::Frames(i.round() as i64))),
         }
@@ -401,7 +411,10 @@ mod tests {
             watermark_left: Some("ten".into()),
             ..spec()
         };
-        assert!(Watermark::from_spec(&no_url).is_err(), "lengths are checked without a URL");
+        assert!(
+            Watermark::from_spec(&no_url).is_err(),
+            "lengths are checked without a URL"
+        );
         let s = ProfileSpec {
             watermark_url: Some("https://cdn.example/logo.png".into()),
             watermark_right: Some("10".into()),

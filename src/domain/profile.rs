@@ -347,7 +347,10 @@ impl ProfileSpec {
     fn resolve_preset(&self, p: &'static Preset) -> Result<ResolvedProfile, ProfileError> {
         let mut r = self.shared_options(p.kind)?;
         r.preset = Some(p.name);
-        r.extname = self.extname.clone().unwrap_or_else(|| p.extname.to_string());
+        r.extname = self
+            .extname
+            .clone()
+            .unwrap_or_else(|| p.extname.to_string());
         r.width = self.width.or(p.width);
         r.height = self.height.or(p.height);
         r.video_bitrate = self.video_bitrate.or(p.video_bitrate);
@@ -374,9 +377,10 @@ impl ProfileSpec {
 
     fn resolve_command(&self) -> Result<ResolvedProfile, ProfileError> {
         let mut r = self.shared_options(OutputKind::Command)?;
-        r.extname = self.extname.clone().ok_or_else(|| {
-            OptionError("a custom command profile needs an extname".into())
-        })?;
+        r.extname = self
+            .extname
+            .clone()
+            .ok_or_else(|| OptionError("a custom command profile needs an extname".into()))?;
         r.command = self.command.clone();
         Ok(r)
     }
@@ -394,9 +398,7 @@ impl ProfileSpec {
             aspect_mode: self.aspect_mode.unwrap_or_default(),
             two_pass: self.two_pass.unwrap_or(false),
             video_bitrate: self.video_bitrate,
-            audio_bitrate: self
-                .audio_bitrate
-                .unwrap_or(DEFAULT_COMMAND_AUDIO_BITRATE),
+            audio_bitrate: self.audio_bitrate.unwrap_or(DEFAULT_COMMAND_AUDIO_BITRATE),
             fps: self.fps,
             keyframe_interval: self.keyframe_interval,
             keyframe_rate: self.keyframe_rate,
@@ -503,8 +505,14 @@ mod tests {
             ..Default::default()
         };
         let r = spec.resolve().unwrap();
-        assert_eq!((r.preset, r.kind), (Some("thumbnail"), OutputKind::Thumbnail));
-        assert_eq!((r.extname.as_str(), r.width, r.height), (".jpg", None, None));
+        assert_eq!(
+            (r.preset, r.kind),
+            (Some("thumbnail"), OutputKind::Thumbnail)
+        );
+        assert_eq!(
+            (r.extname.as_str(), r.width, r.height),
+            (".jpg", None, None)
+        );
         assert!(matches!(&r.frames, FrameSelection::Offsets(o) if o.len() == 2));
         let shown = spec.with_preset_defaults();
         assert_eq!(shown.frame_count, None, "only the frame choice in force");
@@ -530,7 +538,10 @@ mod tests {
                 ..plain.clone()
             },
         ] {
-            assert!(matches!(bad.resolve(), Err(ProfileError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(bad.resolve(), Err(ProfileError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 
@@ -545,7 +556,10 @@ mod tests {
         };
         let r = spec.resolve().unwrap();
         assert_eq!((r.preset, r.kind), (None, OutputKind::Command));
-        assert_eq!((r.width, r.height, r.video_bitrate), (Some(320), None, None));
+        assert_eq!(
+            (r.width, r.height, r.video_bitrate),
+            (Some(320), None, None)
+        );
         assert_eq!(r.audio_bitrate, DEFAULT_COMMAND_AUDIO_BITRATE);
         assert_eq!(r.clip.length_ms, Some(5000));
         assert_eq!(r.command, spec.command);
@@ -554,7 +568,13 @@ mod tests {
             extname: None,
             ..spec
         };
-        assert!(no_ext.resolve().unwrap_err().to_string().contains("extname"));
+        assert!(
+            no_ext
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("extname")
+        );
         assert_eq!(
             ProfileSpec::default().resolve(),
             Err(ProfileError::Incomplete)

@@ -27,8 +27,11 @@
 //!   plain name aside), no glob characters outside filter expressions.
 //! - **Running.** Each ffmpeg step starts with the options the presets use
 //!   (`-nostdin -y -v error -progress pipe:1 …`) and every input gets
-//!   `-protocol_whitelist file`, so even a name that slipped through cannot
-//!   open anything but a local file.
+//!   `-protocol_whitelist file` and a `-format_whitelist`: the source's own
+//!   probed demuxer for `$input_file$`, plain containers for the job's files.
+//!   The second matters as much as the first: a file the command wrote could
+//!   hold an HLS playlist or a concat list naming absolute paths (another
+//!   customer's originals), which those demuxers would open through `file:`.
 
 mod tables;
 mod tokens;
@@ -259,7 +262,8 @@ impl WordBuilder {
 
     fn push_token(&mut self, t: Token) {
         if !self.text.is_empty() {
-            self.pieces.push(Piece::Text(std::mem::take(&mut self.text)));
+            self.pieces
+                .push(Piece::Text(std::mem::take(&mut self.text)));
         }
         self.pieces.push(Piece::Token(t));
         self.started = true;
@@ -270,7 +274,8 @@ impl WordBuilder {
             return None;
         }
         if !self.text.is_empty() {
-            self.pieces.push(Piece::Text(std::mem::take(&mut self.text)));
+            self.pieces
+                .push(Piece::Text(std::mem::take(&mut self.text)));
         }
         let word = Word {
             pieces: std::mem::take(&mut self.pieces),
@@ -410,7 +415,9 @@ fn program_of(line: usize, word: &Word) -> Result<Program, CommandError> {
         return refuse(
             line,
             &word.raw,
-            format!("{tool} is one of Panda's legacy tools and is not installed on this server; {hint}"),
+            format!(
+                "{tool} is one of Panda's legacy tools and is not installed on this server; {hint}"
+            ),
         );
     }
     refuse(
@@ -434,7 +441,10 @@ enum Context {
 /// Characters that split a word into the parts that are checked for paths
 /// and protocols: option syntax (`key=value:key=value`, lists, labels).
 fn is_separator(c: char) -> bool {
-    matches!(c, '=' | ',' | ':' | '\'' | '"' | '[' | ']' | '(' | ')' | ' ' | '\t')
+    matches!(
+        c,
+        '=' | ',' | ':' | '\'' | '"' | '[' | ']' | '(' | ')' | ' ' | '\t'
+    )
 }
 
 /// No path outside the job's directory, no protocol, no glob.
@@ -453,7 +463,11 @@ fn check_text(line: usize, word: &Word, context: Context) -> Result<(), CommandE
         );
     }
     if text.contains("://") {
-        return refuse(line, &word.raw, "URLs are not allowed: commands work on local files only");
+        return refuse(
+            line,
+            &word.raw,
+            "URLs are not allowed: commands work on local files only",
+        );
     }
     check_protocols(line, word, &text)?;
     for part in text.split(is_separator) {
@@ -476,7 +490,7 @@ fn check_text(line: usize, word: &Word, context: Context) -> Result<(), CommandE
 
 /// A known protocol name followed by `:` where a value starts.
 fn check_protocols(line: usize, word: &Word, text: &str) -> Result<(), CommandError> {
-    let starts = text.split(|c: char| matches!(c, '=' | ',' | '\'' | '"' | '[' | ']' | '(' | ' '));
+    let starts = text.split(['=', ',', '\'', '"', '[', ']', '(', ' ']);
     for part in starts {
         let Some((scheme, rest)) = part.split_once(':') else {
             continue;
@@ -586,7 +600,10 @@ fn options_token(line: usize, word: &Word) -> Result<Option<Item>, CommandError>
         return refuse(
             line,
             &word.raw,
-            format!("${}$ stands for {what} and must be a word of its own", token.name()),
+            format!(
+                "${}$ stands for {what} and must be a word of its own",
+                token.name()
+            ),
         );
     }
     if !token.is_options() {
@@ -636,7 +653,11 @@ fn check_option_name(line: usize, word: &Word, name: &str) -> Result<(), Command
     }
     let base = base_name(name);
     if let Some((_, why)) = tables::FORBIDDEN_OPTIONS.iter().find(|(o, _)| *o == base) {
-        return refuse(line, &word.raw, format!("this option {why} and is not allowed"));
+        return refuse(
+            line,
+            &word.raw,
+            format!("this option {why} and is not allowed"),
+        );
     }
     if tables::INFORMATION_OPTIONS.contains(&base) {
         return refuse(
@@ -652,9 +673,9 @@ fn check_option_name(line: usize, word: &Word, name: &str) -> Result<(), Command
 fn takes_no_value(name: &str, flags: &[&str]) -> bool {
     let base = base_name(name);
     flags.contains(&base)
-        || base.strip_prefix("no").is_some_and(|b| {
-            flags.contains(&b) || tables::FFMPEG_BOOL_WITH_VALUE.contains(&b)
-        })
+        || base
+            .strip_prefix("no")
+            .is_some_and(|b| flags.contains(&b) || tables::FFMPEG_BOOL_WITH_VALUE.contains(&b))
 }
 
 fn option_value<'w>(
@@ -671,7 +692,11 @@ fn option_value<'w>(
         return refuse(
             line,
             &value.raw,
-            format!("{} needs a value, but ${}$ stands for options", option.raw, t.name()),
+            format!(
+                "{} needs a value, but ${}$ stands for options",
+                option.raw,
+                t.name()
+            ),
         );
     }
     Ok(value)
@@ -685,7 +710,10 @@ fn check_value(line: usize, name: &str, value: &Word) -> Result<(), CommandError
         return refuse(
             line,
             &value.raw,
-            format!("${}$ can only follow -i or be an output, not -{name}", t.name()),
+            format!(
+                "${}$ can only follow -i or be an output, not -{name}",
+                t.name()
+            ),
         );
     }
     match base_name(name) {
@@ -695,9 +723,11 @@ fn check_value(line: usize, name: &str, value: &Word) -> Result<(), CommandError
         "passlogfile" => check_plain_name(line, value, "the two-pass log prefix"),
         "progress" if value.sample() == "pipe:1" => Ok(()),
         "progress" => refuse(line, &value.raw, "-progress may only write to pipe:1"),
-        "pattern_type" if value.sample().starts_with("glob") => {
-            refuse(line, &value.raw, "glob patterns are not allowed; name files exactly")
-        }
+        "pattern_type" if value.sample().starts_with("glob") => refuse(
+            line,
+            &value.raw,
+            "glob patterns are not allowed; name files exactly",
+        ),
         _ => check_text(line, value, Context::Plain),
     }
 }
@@ -709,7 +739,9 @@ fn check_plain_name(line: usize, word: &Word, what: &str) -> Result<(), CommandE
         return refuse(
             line,
             &word.raw,
-            format!("{what} must be a plain file name in the job's directory (letters, digits, . _ - + %)"),
+            format!(
+                "{what} must be a plain file name in the job's directory (letters, digits, . _ - + %)"
+            ),
         );
     }
     Ok(())
@@ -747,7 +779,11 @@ fn check_output(
     match word.single_token() {
         Some(Token::OutputFile) => return Ok(()),
         Some(Token::InputFile) => {
-            return refuse(line, &word.raw, "$input_file$ is the source and cannot be written");
+            return refuse(
+                line,
+                &word.raw,
+                "$input_file$ is the source and cannot be written",
+            );
         }
         _ => {}
     }
@@ -756,7 +792,11 @@ fn check_output(
         return Ok(());
     }
     if text == "/dev/null" || text == "-" {
-        return refuse(line, &word.raw, "only a -f null output may be /dev/null or -");
+        return refuse(
+            line,
+            &word.raw,
+            "only a -f null output may be /dev/null or -",
+        );
     }
     check_plain_name(line, word, "an output other than $output_file$")
 }
@@ -916,6 +956,10 @@ pub struct WatermarkImage {
 pub struct TokenValues {
     /// The source, absolute.
     pub input_file: PathBuf,
+    /// The source's demuxer as probed (ffprobe's `format_name`), the only
+    /// one `$input_file$` may be read with; `None` allows the plain
+    /// containers the job's own files may be.
+    pub source_format: Option<String>,
     /// The main output `<scratch>/<id><extname>`, absolute.
     pub output_file: PathBuf,
     pub record_id: String,
@@ -948,18 +992,30 @@ impl Line {
         let mut out = Expansion::default();
         let (tool, mut args) = match self.program {
             Program::Ffmpeg | Program::QtFaststart => (Tool::Ffmpeg, strings(COMMON_ARGS)),
-            Program::Ffprobe => (
-                Tool::Ffprobe,
-                strings(&["-hide_banner", "-protocol_whitelist", "file"]),
-            ),
+            // ffprobe has one input; its format options apply to it wherever
+            // they stand, so the whitelists allow either kind of input.
+            Program::Ffprobe => {
+                let formats = format!("{},{}", source_formats(values), scratch_formats());
+                let mut args = strings(&["-hide_banner"]);
+                args.extend(input_guard(&formats));
+                (Tool::Ffprobe, args)
+            }
         };
         if self.program == Program::QtFaststart {
             let [Item::File(input), Item::File(output)] = self.items.as_slice() else {
                 unreachable!("checked when parsed");
             };
-            args.extend(strings(&["-protocol_whitelist", "file", "-i"]));
+            args.extend(input_guard(&formats_for(input, values)));
+            args.push("-i".into());
             args.push(word_value(self.number, input, values)?);
-            args.extend(strings(&["-map", "0", "-c", "copy", "-movflags", "+faststart"]));
+            args.extend(strings(&[
+                "-map",
+                "0",
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+            ]));
             args.push(word_value(self.number, output, values)?);
             return Ok(Step {
                 line: self.number,
@@ -1010,7 +1066,8 @@ impl Expansion {
                 if value.single_token() == Some(Token::InputFile) {
                     self.source.get_or_insert(self.inputs);
                 }
-                self.args.extend(strings(&["-protocol_whitelist", "file", "-i"]));
+                self.args.extend(input_guard(&formats_for(value, values)));
+                self.args.push("-i".into());
                 self.args.push(word_value(line, value, values)?);
                 self.inputs += 1;
             }
@@ -1075,6 +1132,33 @@ impl Expansion {
             wm.input.clone(),
         ]);
     }
+}
+
+/// The options every input gets: local files only, of these demuxers.
+fn input_guard(formats: &str) -> Vec<String> {
+    vec![
+        "-protocol_whitelist".into(),
+        "file".into(),
+        "-format_whitelist".into(),
+        formats.into(),
+    ]
+}
+
+/// The demuxers an input may be read with: the source's probed one for
+/// `$input_file$`, plain containers for everything else.
+fn formats_for(input: &Word, values: &TokenValues) -> String {
+    match input.single_token() {
+        Some(Token::InputFile) => source_formats(values),
+        _ => scratch_formats(),
+    }
+}
+
+fn source_formats(values: &TokenValues) -> String {
+    values.source_format.clone().unwrap_or_else(scratch_formats)
+}
+
+fn scratch_formats() -> String {
+    tables::SCRATCH_DEMUXERS.join(",")
 }
 
 /// A word with its tokens replaced (never an options token: checked).

@@ -24,9 +24,7 @@ use std::path::Path;
 
 pub use crate::domain::options::Clip;
 use crate::domain::options::{Keyframes, Length, OptionError, Watermark};
-use crate::domain::profile::{
-    AspectMode, DEFAULT_KEYFRAME_INTERVAL, OutputKind, ResolvedProfile,
-};
+use crate::domain::profile::{AspectMode, DEFAULT_KEYFRAME_INTERVAL, OutputKind, ResolvedProfile};
 
 use super::probe::{Hdr, MediaFacts, VideoFacts};
 
@@ -628,7 +626,10 @@ impl Overlay {
     pub fn graph(&self, base: &str) -> String {
         let image = format!("[{}:v]", self.input);
         match &self.scale {
-            Some(scale) => format!("{image}{scale}[wm];{base}[wm]{},format=yuv420p", self.overlay),
+            Some(scale) => format!(
+                "{image}{scale}[wm];{base}[wm]{},format=yuv420p",
+                self.overlay
+            ),
             None => format!("{base}{image}{},format=yuv420p", self.overlay),
         }
     }
@@ -647,8 +648,20 @@ pub fn watermark_overlay(
     let px = |l: Option<Length>, base: i64| l.map(|l| l.pixels(base));
     let (left, right) = (px(wm.left, fw), px(wm.right, fw));
     let (top, bottom) = (px(wm.top, fh), px(wm.bottom, fh));
-    let width = stretch("watermark_left and watermark_right", px(wm.width, fw), left, right, fw)?;
-    let height = stretch("watermark_top and watermark_bottom", px(wm.height, fh), top, bottom, fh)?;
+    let width = stretch(
+        "watermark_left and watermark_right",
+        px(wm.width, fw),
+        left,
+        right,
+        fw,
+    )?;
+    let height = stretch(
+        "watermark_top and watermark_bottom",
+        px(wm.height, fh),
+        top,
+        bottom,
+        fh,
+    )?;
     let scale = match (width, height) {
         (None, None) => None,
         (w, h) => Some(format!("scale={}:{}", w.unwrap_or(-1), h.unwrap_or(-1))),
@@ -742,7 +755,10 @@ pub(super) fn screenshot_output(prefix: &Path, count: usize) -> Result<Argv, Pla
 
 /// Frame rate of the output: the profile's, else (for constant-rate
 /// containers) the source's capped at 60, else none (timing kept).
-pub(super) fn output_fps(profile: &ResolvedProfile, video: &VideoFacts) -> Result<Option<f64>, PlanError> {
+pub(super) fn output_fps(
+    profile: &ResolvedProfile,
+    video: &VideoFacts,
+) -> Result<Option<f64>, PlanError> {
     if let Some(fps) = profile.fps {
         if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
             return Err(PlanError::Invalid(format!(
@@ -890,10 +906,16 @@ fn x264_args(
         // Quality-driven, capped by the bitrate when there is one.
         (Some(crf), cap) => Argv::default()
             .opt("-crf", crf.to_string())
-            .opt_if("-maxrate", profile.max_rate.or(cap).map(|b| format!("{b}k")))
+            .opt_if(
+                "-maxrate",
+                profile.max_rate.or(cap).map(|b| format!("{b}k")),
+            )
             .opt_if(
                 "-bufsize",
-                profile.buffer_size.or(cap.map(|b| b * 2)).map(|b| format!("{b}k")),
+                profile
+                    .buffer_size
+                    .or(cap.map(|b| b * 2))
+                    .map(|b| format!("{b}k")),
             ),
         (None, Some(b)) => {
             let (max, buf) = rate_cap(profile).unwrap_or((b * 3 / 2, b * 2));
@@ -1550,7 +1572,10 @@ mod tests {
     fn keyframe_spacing_set_by_the_profile_is_fixed() {
         let facts = source(Some(video_facts()), None);
         let args = |prof: &ResolvedProfile| {
-            plan_for(prof, &facts, false, Clip::default()).unwrap().passes[0].clone()
+            plan_for(prof, &facts, false, Clip::default())
+                .unwrap()
+                .passes[0]
+                .clone()
         };
         let a = args(&profile("h264"));
         assert!(has(&a, "-g", "250") && !a.contains(&"-keyint_min".to_string()));
@@ -1583,9 +1608,14 @@ mod tests {
             buffer_size: Some(300),
             ..profile("h264")
         };
-        let a = &plan_for(&prof, &source(Some(video_facts()), None), false, Clip::default())
-            .unwrap()
-            .passes[0];
+        let a = &plan_for(
+            &prof,
+            &source(Some(video_facts()), None),
+            false,
+            Clip::default(),
+        )
+        .unwrap()
+        .passes[0];
         assert!(has(a, "-b:v", "500k") && has(a, "-maxrate", "600k") && has(a, "-bufsize", "300k"));
         assert_eq!(rate_cap(&profile("h264")), Some((750, 1000)));
         assert_eq!(rate_cap(&profile("mp3")), None);
@@ -1608,7 +1638,10 @@ mod tests {
     fn watermarks_are_placed_like_css_boxes() {
         let frame = (640, 360);
         let o = watermark_overlay(&watermark([None; 4], [None; 2]), frame, 1).unwrap();
-        assert_eq!((o.scale, o.overlay.as_str()), (None, "overlay=x=0:y=0:eof_action=repeat"));
+        assert_eq!(
+            (o.scale, o.overlay.as_str()),
+            (None, "overlay=x=0:y=0:eof_action=repeat")
+        );
         let o = watermark_overlay(
             &watermark([None, Some("10"), Some("5%"), None], [Some("25%"), None]),
             frame,
@@ -1619,15 +1652,22 @@ mod tests {
         assert_eq!(o.overlay, "overlay=x=W-w-10:y=H-h-18:eof_action=repeat");
         // left wins over right; both with no width stretch.
         let o = watermark_overlay(
-            &watermark([Some("-4"), Some("20"), None, Some("20")], [None, Some("40")]),
+            &watermark(
+                [Some("-4"), Some("20"), None, Some("20")],
+                [None, Some("40")],
+            ),
             frame,
             1,
         )
         .unwrap();
         assert_eq!(o.scale.as_deref(), Some("scale=600:40"));
         assert_eq!(o.overlay, "overlay=x=20:y=-4:eof_action=repeat");
-        let o = watermark_overlay(&watermark([None, Some("-3"), None, None], [None; 2]), frame, 1)
-            .unwrap();
+        let o = watermark_overlay(
+            &watermark([None, Some("-3"), None, None], [None; 2]),
+            frame,
+            1,
+        )
+        .unwrap();
         assert!(o.overlay.starts_with("overlay=x=W-w+3:"), "{}", o.overlay);
         let err = watermark_overlay(
             &watermark([None, Some("60%"), None, Some("50%")], [None; 2]),
@@ -1646,7 +1686,10 @@ mod tests {
     fn a_watermark_joins_both_passes() {
         let prof = ResolvedProfile {
             two_pass: true,
-            watermark: Some(watermark([Some("0"), None, None, Some("0")], [Some("64"), None])),
+            watermark: Some(watermark(
+                [Some("0"), None, None, Some("0")],
+                [Some("64"), None],
+            )),
             ..profile("h264")
         };
         let speed = EncoderSpeed::default();
@@ -1665,11 +1708,16 @@ mod tests {
         })
         .unwrap();
         for pass in &p.passes {
-            assert_eq!(after(pass, "-i"), vec!["file:/in/a.mov", "file:/job/watermark"]);
+            assert_eq!(
+                after(pass, "-i"),
+                vec!["file:/in/a.mov", "file:/job/watermark"]
+            );
             assert_eq!(after(pass, "-protocol_whitelist"), vec!["file", "file"]);
             let graph = after(pass, "-filter_complex")[0];
             assert!(
-                graph.contains("setsar=1,format=yuv420p[base];[1:v]scale=64:-1[wm];[base][wm]overlay=x=0:y=0"),
+                graph.contains(
+                    "setsar=1,format=yuv420p[base];[1:v]scale=64:-1[wm];[base][wm]overlay=x=0:y=0"
+                ),
                 "{graph}"
             );
         }
@@ -1683,11 +1731,22 @@ mod tests {
             .unwrap()
             .unwrap();
         let graph = after(&a, "-filter_complex")[0];
-        assert!(graph.starts_with("[0:0]scale=1920:1080,setsar=1,format=yuv420p,setpts="), "{graph}");
+        assert!(
+            graph.starts_with("[0:0]scale=1920:1080,setsar=1,format=yuv420p,setpts="),
+            "{graph}"
+        );
         assert!(a.contains(&"file:/job/shot_%d.jpg".to_string()) && has(&a, "-frames:v", "3"));
-        assert!(screenshot_args(&facts, Path::new("/a"), Path::new("/b"), 0).unwrap().is_none());
+        assert!(
+            screenshot_args(&facts, Path::new("/a"), Path::new("/b"), 0)
+                .unwrap()
+                .is_none()
+        );
         let audio = source(None, Some(2));
-        assert!(screenshot_args(&audio, Path::new("/a"), Path::new("/b"), 7).unwrap().is_none());
+        assert!(
+            screenshot_args(&audio, Path::new("/a"), Path::new("/b"), 7)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -1972,7 +2031,11 @@ mod tests {
     /// Encodes 1280x720 `bbb-51.mp4` (5.3 s) with `prof` at 320x180, x264
     /// `superfast` (ultrafast uses no Main-profile tool, so x264 would write
     /// Constrained Baseline whatever the profile asks).
-    async fn encode_bbb(prof: ResolvedProfile, dir: &Path, wm: Option<WatermarkInput<'_>>) -> PathBuf {
+    async fn encode_bbb(
+        prof: ResolvedProfile,
+        dir: &Path,
+        wm: Option<WatermarkInput<'_>>,
+    ) -> PathBuf {
         let input = PathBuf::from(MEDIA).join("bbb-51.mp4");
         let facts = probe(&input).await.unwrap();
         let prof = ResolvedProfile {
@@ -2015,13 +2078,23 @@ mod tests {
         let out = encode_bbb(spec.resolve().unwrap(), dir.path(), None).await;
         let facts = probe(&out).await.unwrap();
         let duration = facts.duration_ms.unwrap();
-        assert!((2900..=3100).contains(&duration), "clip of 3 s: {duration} ms");
+        assert!(
+            (2900..=3100).contains(&duration),
+            "clip of 3 s: {duration} ms"
+        );
         let stream = &ffprobe_json(&out, &["-select_streams", "v", "-show_streams"])["streams"][0];
         assert_eq!(stream["profile"], "Main");
         assert_eq!(stream["level"], 30);
         let frames = ffprobe_json(
             &out,
-            &["-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+            &[
+                "-select_streams",
+                "v",
+                "-skip_frame",
+                "nokey",
+                "-show_entries",
+                "frame=pts_time",
+            ],
         );
         let times: Vec<f64> = frames["frames"]
             .as_array()
@@ -2031,7 +2104,10 @@ mod tests {
             .collect();
         assert_eq!(times.len(), 3, "one keyframe a second: {times:?}");
         for (i, t) in times.iter().enumerate() {
-            assert!((t - i as f64).abs() < 0.05, "keyframe {i} at {t}: {times:?}");
+            assert!(
+                (t - i as f64).abs() < 0.05,
+                "keyframe {i} at {t}: {times:?}"
+            );
         }
 
         // pandastream-tools' keyframe_interval 0.2: every 0.2 s (5 frames).
@@ -2041,7 +2117,14 @@ mod tests {
         let out = encode_bbb(spec.resolve().unwrap(), dir.path(), None).await;
         let frames = ffprobe_json(
             &out,
-            &["-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+            &[
+                "-select_streams",
+                "v",
+                "-skip_frame",
+                "nokey",
+                "-show_entries",
+                "frame=pts_time",
+            ],
         );
         assert_eq!(frames["frames"].as_array().unwrap().len(), 5, "{frames}");
     }
@@ -2051,7 +2134,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let png = dir.path().join("watermark");
         let made = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=40x40", "-frames:v", "1"])
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=40x40",
+                "-frames:v",
+                "1",
+            ])
             .args(["-c:v", "png", "-f", "image2"])
             .arg(&png)
             .status()
@@ -2071,7 +2163,10 @@ mod tests {
             format: "png_pipe",
         };
         let out = encode_bbb(spec.resolve().unwrap(), dir.path(), Some(wm)).await;
-        assert!(dir.path().join("out.mp4.passlog-0.log").exists(), "first pass ran");
+        assert!(
+            dir.path().join("out.mp4.passlog-0.log").exists(),
+            "first pass ran"
+        );
         let facts = probe(&out).await.unwrap();
         let duration = facts.duration_ms.unwrap();
         assert!((900..=1100).contains(&duration), "{duration} ms");
@@ -2098,9 +2193,18 @@ mod tests {
             sum.map(|s| s / 400)
         };
         let inside = mean(280, 132);
-        assert!(inside[0] > 200 && inside[1] < 60 && inside[2] < 60, "watermark: {inside:?}");
+        assert!(
+            inside[0] > 200 && inside[1] < 60 && inside[2] < 60,
+            "watermark: {inside:?}"
+        );
         let outside = mean(20, 20);
-        assert!(!(outside[0] > 200 && outside[1] < 60), "no red elsewhere: {outside:?}");
-        assert!(dir.path().join("shot_7.jpg").exists(), "screenshots still come out");
+        assert!(
+            !(outside[0] > 200 && outside[1] < 60),
+            "no red elsewhere: {outside:?}"
+        );
+        assert!(
+            dir.path().join("shot_7.jpg").exists(),
+            "screenshots still come out"
+        );
     }
 }

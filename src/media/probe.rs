@@ -1815,7 +1815,9 @@ mod tests {
         );
         let video = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":40,"height":20}],
                         "format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2"}}"#;
-        assert!(matches!(image_facts(video), Err(ProbeError::NotMedia(m)) if m.contains("not a still image")));
+        assert!(
+            matches!(image_facts(video), Err(ProbeError::NotMedia(m)) if m.contains("not a still image"))
+        );
         let lying = r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":40,"height":20}],
                         "format":{"format_name":"png_pipe"}}"#;
         assert!(image_facts(lying).is_err());
@@ -1828,11 +1830,24 @@ mod tests {
         use crate::media::process::{RunSpec, Runner, Tool};
         let dir = tempfile::tempdir().unwrap();
         let png = dir.path().join("wm");
-        let args: Vec<String> = ["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=24x16", "-frames:v", "1", "-f", "image2", "-c:v", "png"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([format!("file:{}", png.display())])
-            .collect();
+        let args: Vec<String> = [
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=24x16",
+            "-frames:v",
+            "1",
+            "-f",
+            "image2",
+            "-c:v",
+            "png",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("file:{}", png.display())])
+        .collect();
         Runner::new(1)
             .run(RunSpec {
                 program: Tool::Ffmpeg,
@@ -1847,8 +1862,17 @@ mod tests {
             .await
             .unwrap();
         let facts = probe_image(&png).await.unwrap();
-        assert_eq!((facts.format.as_str(), facts.width, facts.height), ("png_pipe", 24, 16));
-        let movie = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/odd-161x121.webm"));
-        assert!(matches!(probe_image(movie).await, Err(ProbeError::NotMedia(_))));
+        assert_eq!(
+            (facts.format.as_str(), facts.width, facts.height),
+            ("png_pipe", 24, 16)
+        );
+        let movie = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/media/odd-161x121.webm"
+        ));
+        assert!(matches!(
+            probe_image(movie).await,
+            Err(ProbeError::NotMedia(_))
+        ));
     }
 }

@@ -14,8 +14,8 @@
 use crate::domain::options::{FrameSelection, FrameTime};
 
 use super::plan::{
-    EncodeRequest, MAX_SCREENSHOTS, Plan, PlanError, expected_duration_ms, geometry,
-    overlay_for, path_arg, picture_graph, screenshot_chain, video_inputs,
+    EncodeRequest, MAX_SCREENSHOTS, Plan, PlanError, expected_duration_ms, geometry, overlay_for,
+    path_arg, picture_graph, screenshot_chain, video_inputs,
 };
 use super::probe::VideoFacts;
 
@@ -246,7 +246,9 @@ mod tests {
         });
         let p = plan_for(&prof, &facts(10_000)).unwrap();
         assert_eq!(p.stills, 3);
-        assert!(graph(&p).contains("select='isnan(prev_t)+lt(floor(prev_t/4.000),floor(t/4.000))'"));
+        assert!(
+            graph(&p).contains("select='isnan(prev_t)+lt(floor(prev_t/4.000),floor(t/4.000))'")
+        );
         let prof = thumbnail(ProfileSpec {
             frame_interval: Some("100f".into()),
             ..Default::default()

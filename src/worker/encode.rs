@@ -47,10 +47,9 @@ pub(super) struct EncodeJob<'a> {
 impl EncodeJob<'_> {
     /// The watermark as the planner takes it.
     pub fn watermark_input(&self) -> Option<WatermarkInput<'_>> {
-        self.watermark.as_ref().map(|(path, format)| WatermarkInput {
-            path,
-            format,
-        })
+        self.watermark
+            .as_ref()
+            .map(|(path, format)| WatermarkInput { path, format })
     }
 }
 
@@ -239,7 +238,12 @@ async fn fetch_watermark(work: &EncodeJob<'_>) -> Result<Option<(PathBuf, String
     let allow_private = config.fetch.allow_private_networks;
     let url = &wm.url;
     let failed = |message: String| Stop::fail(ErrorClass::EncodingError, message);
-    match fetch::download(url, &dest, WATERMARK_MAX_BYTES, timeout, allow_private).await {
+    let download = fetch::download(url, &dest, WATERMARK_MAX_BYTES, timeout, allow_private);
+    let downloaded = tokio::select! {
+        _ = work.cancel.cancelled() => return Err(Stop::Cancelled),
+        result = download => result,
+    };
+    match downloaded {
         Ok(_) => {}
         Err(FetchError::Io(e)) => return Err(Transient::other(e).into()),
         Err(FetchError::Forbidden { ip, .. }) => {
@@ -457,6 +461,12 @@ async fn succeed(
     enc.error_class = None;
     enc.error_message = None;
     if app.db.finish_encode(job, &app.worker_id, &enc).await? {
+        tracing::info!(
+            encoding_id = %enc.id,
+            profile = %enc.profile_name,
+            seconds = enc.encoding_time,
+            "encoding succeeded"
+        );
         crate::telemetry::encoding_finished(
             &enc.cloud_id,
             &enc.profile_name,

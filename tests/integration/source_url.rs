@@ -191,7 +191,11 @@ async fn a_server_that_never_answers_times_out() {
             .any(|w| msg.contains(w)),
         "the message should say the download timed out, got {msg:?}"
     );
-    assert_eq!(origin.hits(), vec!["/hang.mp4".to_string()]);
+    let hits = origin.hits();
+    assert!(
+        !hits.is_empty() && hits.iter().all(|h| h == "/hang.mp4"),
+        "the server should have asked for /hang.mp4 (and nothing else), asked for {hits:?}"
+    );
     s.assert_scratch_empty().await;
 }
 

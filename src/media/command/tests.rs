@@ -38,7 +38,10 @@ fn shell_syntax_is_refused() {
     refused("ffmpeg -i $input_file$ $output_file$ &", "&");
     refused("ffmpeg -i $input_file$ a\\ b.mp4", "a\\");
     refused("ffmpeg -i $input_file$ \"x;id\"", "\"x");
-    refused("ffmpeg -i $input_file$ -filter_complex '[0:v]split[a][b];[a]null' a.mp4", "'[0:v]split[a][b]");
+    refused(
+        "ffmpeg -i $input_file$ -filter_complex '[0:v]split[a][b];[a]null' a.mp4",
+        "'[0:v]split[a][b]",
+    );
     refused("ffmpeg -i $input_file$ 'x.mp4", "'x.mp4");
     refused("ffmpeg -i $input_file$ \"a\nb\"", "\"a");
     refused("ffmpeg -i $input_file$ $HOME x.mp4", "$HOME");
@@ -54,10 +57,21 @@ fn shell_syntax_is_refused() {
 fn only_ffmpeg_and_ffprobe_run() {
     refused("rm -rf /", "rm");
     refused("sh -c id", "sh");
-    refused("/usr/bin/ffmpeg -i $input_file$ $output_file$", "/usr/bin/ffmpeg");
+    refused(
+        "/usr/bin/ffmpeg -i $input_file$ $output_file$",
+        "/usr/bin/ffmpeg",
+    );
     refused("./ffmpeg -i $input_file$ $output_file$", "./ffmpeg");
     refused("$input_file$ -i x", "$input_file$");
-    for legacy in ["lame", "mencoder", "segmenter", "manifester", "qtrotate", "yamdi", "MP4Box"] {
+    for legacy in [
+        "lame",
+        "mencoder",
+        "segmenter",
+        "manifester",
+        "qtrotate",
+        "yamdi",
+        "MP4Box",
+    ] {
         let err = refused(&format!("{legacy} $input_file$ $output_file$"), legacy);
         assert!(err.reason.contains("not installed"), "{err}");
     }
@@ -73,14 +87,32 @@ fn paths_outside_the_job_are_refused() {
     refused("ffmpeg -i $input_file$ sub/../../x.mp4", "sub/../../x.mp4");
     refused("ffmpeg -i $input_file$ ~/x.mp4", "~/x.mp4");
     refused("ffmpeg -i ~root/x.mp4 $output_file$", "~root/x.mp4");
-    refused("ffmpeg -i file:/etc/passwd $output_file$", "file:/etc/passwd");
+    refused(
+        "ffmpeg -i file:/etc/passwd $output_file$",
+        "file:/etc/passwd",
+    );
     refused("ffmpeg -i $input_file$ file:../x.mp4", "file:../x.mp4");
-    refused("ffmpeg -i $input_file$ -passlogfile /tmp/log $output_file$", "/tmp/log");
-    refused("ffmpeg -i $input_file$ -x264-params stats=/tmp/s $output_file$", "stats=/tmp/s");
-    refused("ffmpeg -i $input_file$ -metadata title=/etc/x $output_file$", "title=/etc/x");
+    refused(
+        "ffmpeg -i $input_file$ -passlogfile /tmp/log $output_file$",
+        "/tmp/log",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -x264-params stats=/tmp/s $output_file$",
+        "stats=/tmp/s",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -metadata title=/etc/x $output_file$",
+        "title=/etc/x",
+    );
     refused("ffmpeg -i $input_file$ $input_file$", "$input_file$");
-    refused("ffmpeg -i $input_file$ -passlogfile $input_file$ x.mp4", "$input_file$");
-    refused("ffmpeg -i $input_file$ out_$output_file$", "out_$output_file$");
+    refused(
+        "ffmpeg -i $input_file$ -passlogfile $input_file$ x.mp4",
+        "$input_file$",
+    );
+    refused(
+        "ffmpeg -i $input_file$ out_$output_file$",
+        "out_$output_file$",
+    );
     refused("ffmpeg -i $input_file$ /dev/null", "/dev/null");
     refused("ffmpeg -i $input_file$ -f mp4 /dev/null", "/dev/null");
     refused("ffmpeg -i $input_file$ -f mp4 -", "-");
@@ -91,38 +123,117 @@ fn protocols_and_urls_are_refused() {
     refused("ffmpeg -i http://x/y $output_file$", "http://x/y");
     refused("ffmpeg -i HTTPS://x/y $output_file$", "HTTPS://x/y");
     refused("ffmpeg -i $input_file$ rtmp://live/x", "rtmp://live/x");
-    refused("ffmpeg -i $input_file$ -f mpegts udp:1.2.3.4:5", "udp:1.2.3.4:5");
+    refused(
+        "ffmpeg -i $input_file$ -f mpegts udp:1.2.3.4:5",
+        "udp:1.2.3.4:5",
+    );
     refused("ffmpeg -i $input_file$ tcp:evil:80", "tcp:evil:80");
     refused("ffmpeg -i concat:a.mp4 $output_file$", "concat:a.mp4");
     refused("ffmpeg -i 'concat:a|b' $output_file$", "concat:a|b");
-    refused("ffmpeg -i subfile:,start,0,end,9,,:x.mp4 $output_file$", "subfile:");
-    refused("ffmpeg -i data:text/plain,hi $output_file$", "data:text/plain,hi");
+    refused(
+        "ffmpeg -i subfile:,start,0,end,9,,:x.mp4 $output_file$",
+        "subfile:",
+    );
+    refused(
+        "ffmpeg -i data:text/plain,hi $output_file$",
+        "data:text/plain,hi",
+    );
     refused("ffmpeg -i pipe:0 $output_file$", "pipe:0");
     refused("ffmpeg -i $input_file$ pipe:1", "pipe:1");
-    refused("ffmpeg -i crypto+file:x.mp4 $output_file$", "crypto+file:x.mp4");
-    refused("ffmpeg -i $input_file$ -progress http://x/p $output_file$", "http://x/p");
-    refused("ffmpeg -i $input_file$ -progress p.txt $output_file$", "p.txt");
-    refused("ffmpeg -i $input_file$ -hls_base_url http://cdn/ x.m3u8", "http://cdn/");
+    refused(
+        "ffmpeg -i crypto+file:x.mp4 $output_file$",
+        "crypto+file:x.mp4",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -progress http://x/p $output_file$",
+        "http://x/p",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -progress p.txt $output_file$",
+        "p.txt",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -hls_base_url http://cdn/ x.m3u8",
+        "http://cdn/",
+    );
 }
 
 #[test]
 fn file_reading_and_writing_options_are_refused() {
-    refused("ffmpeg -i $input_file$ -i /etc/passwd $output_file$", "/etc/passwd");
-    refused("ffmpeg -filter_script f.txt -i $input_file$ $output_file$", "-filter_script");
-    refused("ffmpeg -i $input_file$ -filter_complex_script f.txt $output_file$", "-filter_complex_script");
-    refused("ffmpeg -i $input_file$ -attach x.ttf $output_file$", "-attach");
-    refused("ffmpeg -dump_attachment:t a.ttf -i $input_file$ $output_file$", "-dump_attachment:t");
-    refused("ffmpeg -i $input_file$ -vstats_file v.log $output_file$", "-vstats_file");
-    refused("ffmpeg -i $input_file$ -sdp_file s.sdp $output_file$", "-sdp_file");
+    refused(
+        "ffmpeg -i $input_file$ -i /etc/passwd $output_file$",
+        "/etc/passwd",
+    );
+    refused(
+        "ffmpeg -filter_script f.txt -i $input_file$ $output_file$",
+        "-filter_script",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -filter_complex_script f.txt $output_file$",
+        "-filter_complex_script",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -attach x.ttf $output_file$",
+        "-attach",
+    );
+    refused(
+        "ffmpeg -dump_attachment:t a.ttf -i $input_file$ $output_file$",
+        "-dump_attachment:t",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -vstats_file v.log $output_file$",
+        "-vstats_file",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -sdp_file s.sdp $output_file$",
+        "-sdp_file",
+    );
     refused("ffmpeg -report -i $input_file$ $output_file$", "-report");
-    refused("ffmpeg -protocol_whitelist file,http -i $input_file$ $output_file$", "-protocol_whitelist");
-    refused("ffmpeg -i $input_file$ -fpre x.ffpreset $output_file$", "-fpre");
-    refused("ffmpeg -init_hw_device vaapi=/dev/dri/x -i $input_file$ $output_file$", "-init_hw_device");
-    refused("ffmpeg -/filter:v f.txt -i $input_file$ $output_file$", "-/filter:v");
+    refused(
+        "ffmpeg -protocol_whitelist file,http -i $input_file$ $output_file$",
+        "-protocol_whitelist",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -fpre x.ffpreset $output_file$",
+        "-fpre",
+    );
+    refused(
+        "ffmpeg -init_hw_device vaapi=/dev/dri/x -i $input_file$ $output_file$",
+        "-init_hw_device",
+    );
+    refused(
+        "ffmpeg -/filter:v f.txt -i $input_file$ $output_file$",
+        "-/filter:v",
+    );
     refused("ffmpeg -version", "-version");
-    refused("ffmpeg -i $input_file$ -vf movie=/etc/passwd $output_file$", "movie=/etc/passwd");
-    refused("ffmpeg -i $input_file$ -vf movie=x.mp4 $output_file$", "movie=x.mp4");
-    refused("ffmpeg -i $input_file$ -af amovie=x.wav $output_file$", "amovie=x.wav");
+    refused(
+        "ffmpeg -enable_drefs 1 -i $input_file$ $output_file$",
+        "-enable_drefs",
+    );
+    refused(
+        "ffmpeg -use_absolute_path 1 -i $input_file$ $output_file$",
+        "-use_absolute_path",
+    );
+    refused(
+        "ffmpeg -format_whitelist hls -i x.m3u8 $output_file$",
+        "-format_whitelist",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -hls_key_info_file k.txt x.m3u8",
+        "-hls_key_info_file",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -vf movie=/etc/passwd $output_file$",
+        "movie=/etc/passwd",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -vf movie=x.mp4 $output_file$",
+        "movie=x.mp4",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -af amovie=x.wav $output_file$",
+        "amovie=x.wav",
+    );
     refused(
         "ffmpeg -i $input_file$ -vf \"scale=320:-2,subtitles=s.srt\" $output_file$",
         "subtitles",
@@ -138,7 +249,10 @@ fn file_reading_and_writing_options_are_refused() {
     refused("ffmpeg -i $input_file$ -f tee x.mp4", "tee");
     refused("ffmpeg -i $input_file$ -f rtp x.sdp", "rtp");
     refused("ffmpeg -i $input_file$ -f v4l2 video0", "v4l2");
-    refused("ffmpeg -f image2 -pattern_type glob -i x.png $output_file$", "glob");
+    refused(
+        "ffmpeg -f image2 -pattern_type glob -i x.png $output_file$",
+        "glob",
+    );
     refused("ffprobe -o /tmp/x.json $input_file$", "/tmp/x.json");
     refused("ffprobe /etc/passwd", "/etc/passwd");
     refused("qt-faststart $input_file$ /tmp/x.mp4", "/tmp/x.mp4");
@@ -147,9 +261,18 @@ fn file_reading_and_writing_options_are_refused() {
 
 #[test]
 fn tokens_sit_where_they_make_sense() {
-    refused("ffmpeg -i $input_file$ \"$video_bitrate$\" $output_file$", "$video_bitrate$");
-    refused("ffmpeg -i $input_file$ -b:v$video_bitrate$ $output_file$", "-b:v$video_bitrate$");
-    refused("ffmpeg -i $input_file$ -vf $filters$ $output_file$", "$filters$");
+    refused(
+        "ffmpeg -i $input_file$ \"$video_bitrate$\" $output_file$",
+        "$video_bitrate$",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -b:v$video_bitrate$ $output_file$",
+        "-b:v$video_bitrate$",
+    );
+    refused(
+        "ffmpeg -i $input_file$ -vf $filters$ $output_file$",
+        "$filters$",
+    );
     refused("ffmpeg -i $input_file$ -c:v", "-c:v");
     accepted("ffmpeg -i \"$input_file$\" -vf scale=$width$:$height$ \"$output_file$\"");
     accepted("ffmpeg -i $input_file$ $record_id$_low.mp4");
@@ -188,22 +311,33 @@ fn lines_split_at_newlines_and_semicolons() {
     let t = accepted("ffmpeg -i $input_file$ a.mp4;\n\nffmpeg -i a.mp4 $output_file$ ;");
     assert_eq!(t.lines.len(), 2);
     assert_eq!(t.lines[1].number, 4, "line numbers count every separator");
-    let err = refused("ffmpeg -i $input_file$ a.mp4\nffmpeg -i /x $output_file$", "/x");
+    let err = refused(
+        "ffmpeg -i $input_file$ a.mp4\nffmpeg -i /x $output_file$",
+        "/x",
+    );
     assert_eq!(err.line, 2);
-    assert!(err.to_string().starts_with("command line 2: \"/x\": absolute paths"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("command line 2: \"/x\": absolute paths"),
+        "{err}"
+    );
 }
 
 // -- expansion -----------------------------------------------------------------
 
 fn values() -> TokenValues {
     let mut options = BTreeMap::new();
-    options.insert(Token::VideoBitrate, vec!["-b:v".to_string(), "500k".to_string()]);
+    options.insert(
+        Token::VideoBitrate,
+        vec!["-b:v".to_string(), "500k".to_string()],
+    );
     options.insert(
         Token::Clip,
         vec!["-ss".into(), "1.000".into(), "-t".into(), "2.000".into()],
     );
     TokenValues {
         input_file: "/data/storage/c/v.mov".into(),
+        source_format: Some("mov,mp4,m4a,3gp,3g2,mj2".into()),
         output_file: "/work/job/enc1.mp4".into(),
         record_id: "enc1".into(),
         width: Some(640),
@@ -235,15 +369,39 @@ fn expansion_substitutes_and_protects() {
     assert_eq!(
         rest,
         [
-            "-ss", "1.000", "-t", "2.000", "-protocol_whitelist", "file", "-i",
-            "file:/data/storage/c/v.mov", "-b:v", "500k", "-vf", "scale=640:360,setsar=1",
-            "-vf", "scale=640:-2", "enc1_low.mp4"
+            "-ss",
+            "1.000",
+            "-t",
+            "2.000",
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            "mov,mp4,m4a,3gp,3g2,mj2",
+            "-i",
+            "file:/data/storage/c/v.mov",
+            "-b:v",
+            "500k",
+            "-vf",
+            "scale=640:360,setsar=1",
+            "-vf",
+            "scale=640:-2",
+            "enc1_low.mp4"
         ]
     );
     assert_eq!(steps[1].tool, Tool::Ffprobe);
     assert_eq!(
         steps[1].args,
-        ["-hide_banner", "-protocol_whitelist", "file", "file:/work/job/enc1.mp4"]
+        [
+            "-hide_banner".to_string(),
+            "-protocol_whitelist".into(),
+            "file".into(),
+            "-format_whitelist".into(),
+            format!(
+                "mov,mp4,m4a,3gp,3g2,mj2,{}",
+                tables::SCRATCH_DEMUXERS.join(",")
+            ),
+            "file:/work/job/enc1.mp4".into(),
+        ]
     );
     assert_eq!(steps[1].line, 2);
 }
@@ -260,11 +418,23 @@ fn a_size_without_value_is_an_error_at_expansion() {
 fn qt_faststart_becomes_an_ffmpeg_remux() {
     let steps = expand("qt-faststart $record_id$_tmp.mp4 $output_file$", &values());
     let rest = &steps[0].args[COMMON_ARGS.len()..];
+    let scratch = tables::SCRATCH_DEMUXERS.join(",");
     assert_eq!(
         rest,
         [
-            "-protocol_whitelist", "file", "-i", "enc1_tmp.mp4", "-map", "0", "-c", "copy",
-            "-movflags", "+faststart", "file:/work/job/enc1.mp4"
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            &scratch,
+            "-i",
+            "enc1_tmp.mp4",
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            "file:/work/job/enc1.mp4"
         ]
     );
 }
@@ -303,8 +473,18 @@ fn a_watermark_turns_filters_into_a_complex_graph_with_the_image_last() {
     assert_eq!(
         tail,
         [
-            "-protocol_whitelist", "file", "-f", "png_pipe", "-i", "file:/work/job/watermark",
-            "-protocol_whitelist", "file", "-f", "png_pipe", "-i", "file:/work/job/watermark"
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            "png_pipe",
+            "-i",
+            "file:/work/job/watermark",
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            "png_pipe",
+            "-i",
+            "file:/work/job/watermark"
         ]
     );
 }
@@ -329,7 +509,10 @@ async fn real_two_step_command_writes_both_outputs() {
     use crate::media::process::{RunSpec, Runner};
 
     let dir = tempfile::tempdir().unwrap();
-    let input = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/bbb-51.mp4"));
+    let input = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/bbb-51.mp4"
+    ));
     let facts = probe(&input).await.unwrap();
     let command = "ffmpeg $clip$ -i $input_file$ -c:v libx264 -preset ultrafast $filters$ \
                    $video_bitrate$ $keyframes$ -c:a aac $audio_bitrate$ $audio_channels$ \
@@ -389,4 +572,43 @@ async fn real_two_step_command_writes_both_outputs() {
     let low = probe(&dir.path().join("enc1_low.mp4")).await.unwrap();
     assert_eq!(low.video.map(|v| (v.width, v.height)), Some((160, 90)));
     assert!(low.audio.is_none());
+}
+
+/// A file the command wrote may be an HLS playlist naming another file by
+/// absolute path; reading it back must not open that file.
+#[tokio::test]
+async fn a_playlist_in_the_job_directory_cannot_reach_other_files() {
+    use crate::media::process::{RunSpec, Runner};
+    let dir = tempfile::tempdir().unwrap();
+    let outside = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/hls-segment-cea608.ts"
+    );
+    std::fs::write(
+        dir.path().join("enc1_list.m3u8"),
+        format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{outside}\n#EXT-X-ENDLIST\n"),
+    )
+    .unwrap();
+    let mut v = values();
+    v.output_file = dir.path().join("enc1.mp4");
+    let steps = expand(
+        "ffmpeg -i $record_id$_list.m3u8 -c copy -t 0.1 $output_file$",
+        &v,
+    );
+    let err = Runner::new(1)
+        .run(RunSpec {
+            program: steps[0].tool,
+            args: &steps[0].args,
+            workdir: dir.path(),
+            time_limit: std::time::Duration::from_secs(30),
+            stall_limit: std::time::Duration::from_secs(30),
+            cancel: Default::default(),
+            expected_duration_ms: None,
+            on_progress: None,
+        })
+        .await
+        .expect_err("the hls demuxer is not allowed");
+    let tail = err.stderr_tail().unwrap_or_default();
+    assert!(tail.contains("not on whitelist"), "{tail}");
+    assert!(!dir.path().join("enc1.mp4").exists());
 }

@@ -31,9 +31,13 @@ pub fn token_values(req: &EncodeRequest, record_id: &str) -> Result<TokenValues,
         (Some(v), Some(g)) => Some(picture(req, v, &g)?),
         _ => None,
     };
-    let fps = profile.fps.or(video.and_then(|v| v.fps)).unwrap_or(FALLBACK_FPS);
+    let fps = profile
+        .fps
+        .or(video.and_then(|v| v.fps))
+        .unwrap_or(FALLBACK_FPS);
     Ok(TokenValues {
         input_file: absolute(req.input)?,
+        source_format: req.facts.container.clone(),
         output_file: absolute(req.output)?,
         record_id: record_id.to_string(),
         width,
@@ -93,11 +97,21 @@ fn option_tokens(
     if let Some((max, buffer)) = rate_cap(profile) {
         set(
             Token::MaxVideoBitrate,
-            vec!["-maxrate".into(), kbps(max), "-bufsize".into(), kbps(buffer)],
+            vec![
+                "-maxrate".into(),
+                kbps(max),
+                "-bufsize".into(),
+                kbps(buffer),
+            ],
         );
     }
+    // $max_audio_bitrate$ stays empty: ffmpeg has no general audio
+    // bitrate ceiling (spec §8.4 leaves it to the implementation).
     let audio = profile.audio_bitrate;
-    set(Token::AudioBitrate, pair_if("-b:a", (audio > 0).then(|| kbps(audio))));
+    set(
+        Token::AudioBitrate,
+        pair_if("-b:a", (audio > 0).then(|| kbps(audio))),
+    );
     set(
         Token::AudioSampleRate,
         pair_if("-ar", Some(profile.audio_sample_rate.to_string())),
@@ -106,10 +120,19 @@ fn option_tokens(
         Token::AudioChannels,
         pair_if("-ac", profile.audio_channels.map(|c| c.to_string())),
     );
-    set(Token::Fps, pair_if("-r", checked_fps(profile)?.map(format_number)));
+    set(
+        Token::Fps,
+        pair_if("-r", checked_fps(profile)?.map(format_number)),
+    );
     set(Token::Clip, clip_args(profile.clip).0);
-    set(Token::H264Profile, pair_if("-profile:v", checked_h264_profile(profile)?));
-    set(Token::H264Level, pair_if("-level", checked_h264_level(profile)?));
+    set(
+        Token::H264Profile,
+        pair_if("-profile:v", checked_h264_profile(profile)?),
+    );
+    set(
+        Token::H264Level,
+        pair_if("-level", checked_h264_level(profile)?),
+    );
     set(
         Token::Keyframes,
         pair_if("-g", keyframe_gop(profile, fps)?.map(|g| g.to_string())),
@@ -122,7 +145,10 @@ fn pair_if(flag: &str, value: Option<String>) -> Vec<String> {
 }
 
 /// `-crf` when the profile sets `h264_crf`, else the video bitrate.
-fn video_quality(profile: &ResolvedProfile, bitrate: Option<i64>) -> Result<Vec<String>, PlanError> {
+fn video_quality(
+    profile: &ResolvedProfile,
+    bitrate: Option<i64>,
+) -> Result<Vec<String>, PlanError> {
     match profile.h264_crf {
         Some(crf) if !(0..=51).contains(&crf) => Err(PlanError::Invalid(format!(
             "h264_crf {crf} is not between 0 and 51"

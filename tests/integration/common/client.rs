@@ -374,10 +374,12 @@ impl Client {
         if let Some(ct) = &p.content_type {
             req = req.header("content-type", ct);
         }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: request failed: {e}", p.what));
+        let resp = req.send().await.unwrap_or_else(|e| {
+            panic!(
+                "{}: request failed: {e} (is the server still running? its log follows)",
+                p.what
+            )
+        });
         let status = resp.status().as_u16();
         let ct = resp
             .headers()

@@ -23,7 +23,7 @@ pub async fn download_soon(c: &Client, key: &str) -> (u16, Vec<u8>) {
     let start = std::time::Instant::now();
     loop {
         let got = c.download(key).await;
-        if got.0 == 200 || start.elapsed() > Duration::from_secs(15) {
+        if got.0 == 200 || start.elapsed() > Duration::from_secs(60) {
             return got;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
