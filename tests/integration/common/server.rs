@@ -22,6 +22,8 @@ pub struct ServerOpts {
     pub concurrency: usize,
     pub download_timeout_secs: Option<u64>,
     pub max_upload_bytes: Option<u64>,
+    /// OPENPANDA_LOG__LEVEL (a tracing filter such as "trace").
+    pub log_level: Option<String>,
 }
 
 impl Default for ServerOpts {
@@ -32,6 +34,7 @@ impl Default for ServerOpts {
             concurrency: 2,
             download_timeout_secs: None,
             max_upload_bytes: None,
+            log_level: None,
         }
     }
 }
@@ -79,6 +82,10 @@ fn env_for(cmd: &mut Command, opts: &ServerOpts) {
     }
     if let Some(n) = opts.max_upload_bytes {
         cmd.env("OPENPANDA_LIMITS__MAX_UPLOAD_BYTES", n.to_string());
+    }
+    if let Some(level) = &opts.log_level {
+        cmd.env("OPENPANDA_LOG__LEVEL", level);
+        cmd.env_remove("RUST_LOG");
     }
 }
 
