@@ -48,7 +48,13 @@ fn first_start_prints_keys_and_an_upload_that_works_as_printed() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = openpanda(dir.path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", "data"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            "data",
+        ])
         .env("OPENPANDA_ENCODING__X264_PRESET", "ultrafast")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -69,7 +75,10 @@ fn first_start_prints_keys_and_an_upload_that_works_as_printed() {
     }
     let text = welcome.join("\n");
     for key in ["cloud_id:", "access_key:", "secret_key:"] {
-        assert!(text.contains(key), "the welcome text should show {key}: {text}");
+        assert!(
+            text.contains(key),
+            "the welcome text should show {key}: {text}"
+        );
     }
     let script: Vec<&str> = welcome
         .iter()
@@ -93,7 +102,11 @@ fn first_start_prints_keys_and_an_upload_that_works_as_printed() {
         .output()
         .expect("run the printed example with bash");
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the example failed: {body} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the example failed: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let video: serde_json::Value = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("the example should print the video JSON ({e}): {body}"));
     assert_eq!(video["status"], "processing", "{video}");
@@ -102,13 +115,28 @@ fn first_start_prints_keys_and_an_upload_that_works_as_printed() {
 
     // A second cloud, created while the server runs on the same data dir.
     let out = openpanda(dir.path())
-        .args(["cloud", "create", "--name", "second", "--data-dir", "data", "--json"])
+        .args([
+            "cloud",
+            "create",
+            "--name",
+            "second",
+            "--data-dir",
+            "data",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "cloud create beside serve failed: {:?}", out);
+    assert!(
+        out.status.success(),
+        "cloud create beside serve failed: {:?}",
+        out
+    );
     let cloud: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["id", "access_key", "secret_key", "url"] {
-        assert!(cloud[key].is_string(), "cloud create --json lacks {key}: {cloud}");
+        assert!(
+            cloud[key].is_string(),
+            "cloud create --json lacks {key}: {cloud}"
+        );
     }
 }
 
@@ -123,11 +151,18 @@ fn configuration_layers_and_unknown_keys() {
     let out = openpanda(dir.path())
         .arg("config")
         .env("OPENPANDA_WORKERS__CONCURRENCY", "5")
-        .env("OPENPANDA_DATABASE_URL", "postgres://op:hunter2@db.example/openpanda")
+        .env(
+            "OPENPANDA_DATABASE_URL",
+            "postgres://op:hunter2@db.example/openpanda",
+        )
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let effective: toml::Value = toml::from_str(&text).unwrap();
     // The file beats the defaults, the environment beats the file.
     assert_eq!(effective["listen"].as_str(), Some("127.0.0.1:9999"));
@@ -137,11 +172,18 @@ fn configuration_layers_and_unknown_keys() {
     assert!(!text.contains("hunter2"), "the password leaked: {text}");
     assert!(text.contains("op:****@db.example"), "{text}");
 
-    std::fs::write(dir.path().join("openpanda.toml"), "[workers]\nconcurency = 3\n").unwrap();
+    std::fs::write(
+        dir.path().join("openpanda.toml"),
+        "[workers]\nconcurency = 3\n",
+    )
+    .unwrap();
     let out = openpanda(dir.path()).arg("config").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a misspelt key must be an error");
-    assert!(err.contains("concurency"), "the error should name the unknown key: {err}");
+    assert!(
+        err.contains("concurency"),
+        "the error should name the unknown key: {err}"
+    );
 
     std::fs::remove_file(dir.path().join("openpanda.toml")).unwrap();
     let out = openpanda(dir.path())
@@ -150,6 +192,12 @@ fn configuration_layers_and_unknown_keys() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "an unknown variable must be an error");
-    assert!(err.to_lowercase().contains("workres"), "the error should name it: {err}");
+    assert!(
+        !out.status.success(),
+        "an unknown variable must be an error"
+    );
+    assert!(
+        err.to_lowercase().contains("workres"),
+        "the error should name it: {err}"
+    );
 }

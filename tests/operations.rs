@@ -2,7 +2,7 @@
 //! after an upload, and no secret reaches the logs even at trace level.
 
 #[path = "integration/common/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod common;
 
 use std::time::Duration;
@@ -17,7 +17,10 @@ fn sample(metrics: &str, name: &str, want: &[(&str, &str)]) -> f64 {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| want.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            want.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -48,7 +51,11 @@ async fn metrics_move_by_the_right_amounts_after_an_upload() {
     let delta = |name: &str, labels: &[(&str, &str)]| {
         sample(&after, name, labels) - sample(&before, name, labels)
     };
-    assert_eq!(delta("openpanda_upload_bytes_total", &[]), size, "upload bytes");
+    assert_eq!(
+        delta("openpanda_upload_bytes_total", &[]),
+        size,
+        "upload bytes"
+    );
     assert_eq!(
         delta("openpanda_videos_total", &[("outcome", "success")]),
         1.0,
@@ -58,7 +65,11 @@ async fn metrics_move_by_the_right_amounts_after_an_upload() {
     assert_eq!(
         delta(
             "openpanda_encodings_total",
-            &[("cloud", cloud), ("profile", "h264"), ("outcome", "success")]
+            &[
+                ("cloud", cloud),
+                ("profile", "h264"),
+                ("outcome", "success")
+            ]
         ),
         1.0,
         "one h264 encoding succeeded"
@@ -66,7 +77,11 @@ async fn metrics_move_by_the_right_amounts_after_an_upload() {
     assert_eq!(
         delta(
             "openpanda_http_requests_total",
-            &[("route", "/v2/videos"), ("method", "POST"), ("status", "200")]
+            &[
+                ("route", "/v2/videos"),
+                ("method", "POST"),
+                ("status", "200")
+            ]
         ),
         1.0,
         "one upload request"
@@ -91,7 +106,9 @@ async fn metrics_move_by_the_right_amounts_after_an_upload() {
         0.0,
         "nothing left in the queue"
     );
-    let ready = reqwest::get(format!("http://{}/readyz", server.addr)).await.unwrap();
+    let ready = reqwest::get(format!("http://{}/readyz", server.addr))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200, "/readyz should be ready");
 }
 
@@ -103,7 +120,9 @@ async fn secrets_never_reach_the_logs() {
     })
     .await;
     let c = server.client();
-    let video = c.upload(&media("video-only.mp4"), &[("profiles", "h264")]).await;
+    let video = c
+        .upload(&media("video-only.mp4"), &[("profiles", "h264")])
+        .await;
     let id = video["id"].as_str().unwrap().to_string();
     c.wait_encodings(&id, Duration::from_secs(120)).await;
     // A rejected request too: its signature must not be echoed either.
@@ -117,7 +136,10 @@ async fn secrets_never_reach_the_logs() {
     assert!(!log.is_empty(), "the server wrote no log");
     for (what, secret) in [
         ("the secret key", server.cloud.secret_key.as_str()),
-        ("a signature", "c2VjcmV0LXNpZ25hdHVyZS1ub3QtdG8tYmUtbG9nZ2Vk"),
+        (
+            "a signature",
+            "c2VjcmV0LXNpZ25hdHVyZS1ub3QtdG8tYmUtbG9nZ2Vk",
+        ),
     ] {
         assert!(!log.contains(secret), "{what} appears in the server log");
     }

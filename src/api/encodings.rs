@@ -105,7 +105,9 @@ pub async fn retry(ctx: &Ctx, id: &str) -> ApiResult<Response> {
     let cloud = ctx.cloud()?;
     let e = find(ctx, id).await?;
     let video = super::videos::find(ctx, &e.video_id).await?;
-    let retried = video.status == "success"
+    // A failed video cannot be encoded; a video still being ingested queues
+    // the encoding itself when it is ready.
+    let retried = video.status != "fail"
         && ctx
             .app
             .db

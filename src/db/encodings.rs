@@ -239,6 +239,20 @@ impl Db {
         priority: i64,
     ) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
+        // Lock the video row first: an ingest finishing at the same moment
+        // either sees this encoding pending or is seen here as finished.
+        sqlx::query("UPDATE videos SET updated_at = updated_at WHERE id = $1")
+            .bind(&video.id)
+            .execute(&mut *tx)
+            .await?;
+        let status: String = sqlx::query("SELECT status FROM videos WHERE id = $1")
+            .bind(&video.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("status")?;
+        if status == "fail" {
+            return Ok(false);
+        }
         let r = sqlx::query(
             "UPDATE encodings SET status = 'processing', encoding_progress = 0, \
              error_class = NULL, error_message = NULL, started_encoding_at = NULL, \
@@ -252,14 +266,16 @@ impl Db {
         if r.rows_affected() != 1 {
             return Ok(false);
         }
-        super::jobs::enqueue(
-            &mut tx,
-            super::jobs::JobKind::Encode,
-            video,
-            Some(&e.id),
-            priority,
-        )
-        .await?;
+        if status == "success" {
+            super::jobs::enqueue(
+                &mut tx,
+                super::jobs::JobKind::Encode,
+                video,
+                Some(&e.id),
+                priority,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -98,7 +98,11 @@ impl Storage for Metered {
         offset: u64,
         len: usize,
     ) -> Result<Bytes, StorageError> {
-        forward!(self, "partial_read", self.inner.partial_read(state, offset, len))
+        forward!(
+            self,
+            "partial_read",
+            self.inner.partial_read(state, offset, len)
+        )
     }
 
     async fn partial_complete(
