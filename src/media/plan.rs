@@ -397,11 +397,24 @@ fn plan_video(req: &EncodeRequest, video: &VideoFacts) -> Result<Plan, PlanError
         Some(prefix) => screenshot_count(profile).map(|n| (prefix, n)),
         None => None,
     };
+    // Short sources get their screenshots from the encoding run itself. In a
+    // long one, ffmpeg 5.1 reports no progress until the first screenshot
+    // (D/2N into the video) and then reports the screenshot branch's time,
+    // which would starve progress and the stall watchdog; their screenshots
+    // come from a quick run over the finished output instead.
+    let inline = duration_ms.is_some_and(|d| d <= INLINE_SCREENSHOTS_MAX_MS);
     let mut passes = Vec::new();
     if profile.two_pass {
         passes.push(first_pass(&video_pass)?.0);
     }
-    passes.push(main_pass(req, video, &video_pass, shots, duration_ms)?.0);
+    let main_shots = shots.filter(|_| inline);
+    passes.push(main_pass(req, video, &video_pass, main_shots, duration_ms)?.0);
+    if let (Some((prefix, n)), false) = (shots, inline) {
+        let output = output_facts(geometry.frame, out_fps, duration_ms);
+        if let Some(args) = screenshot_args(&output, req.output, prefix, n as i64)? {
+            passes.push(args);
+        }
+    }
     Ok(Plan {
         passes,
         width: Some(geometry.frame.0),
@@ -1054,6 +1067,40 @@ fn output_tail(kind: OutputKind, speed: &EncoderSpeed, output: &str) -> Argv {
         .arg(output)
 }
 
+/// Longest expected output (ms) whose screenshots are taken in the encoding
+/// run itself.
+const INLINE_SCREENSHOTS_MAX_MS: i64 = 60_000;
+
+/// What the planner knows of an output it is about to write: one 8-bit
+/// upright video stream of `frame` pixels.
+fn output_facts(frame: (i64, i64), fps: Option<f64>, duration_ms: Option<i64>) -> MediaFacts {
+    MediaFacts {
+        container: None,
+        mime_type: None,
+        duration_ms,
+        file_size: 0,
+        bit_rate_kbps: None,
+        video: Some(VideoFacts {
+            index: 0,
+            codec: "h264".into(),
+            width: frame.0,
+            height: frame.1,
+            display_width: frame.0,
+            display_height: frame.1,
+            rotation: 0,
+            fps,
+            pix_fmt: Some("yuv420p".into()),
+            bit_depth: 8,
+            hdr: None,
+            interlaced: false,
+            bitrate_kbps: None,
+        }),
+        audio: None,
+        tags: Default::default(),
+        input_format: None,
+    }
+}
+
 /// A separate run taking `count` screenshots of an encoded file (the main
 /// output of a custom command): spaced like the presets' screenshots, at the
 /// file's display size. `None` when the file has no video or none are asked.
@@ -1403,6 +1450,31 @@ mod tests {
             (Some(640), Some(480), Some(10_000), 7)
         );
         assert!(p.has_video && p.has_audio);
+    }
+
+    #[test]
+    fn long_sources_take_screenshots_from_the_output_in_a_second_run() {
+        let mut facts = source(Some(video_facts()), Some(6));
+        facts.duration_ms = Some(3_600_000);
+        let p = plan_for(&profile("h264"), &facts, true, Clip::default()).unwrap();
+        assert_eq!(p.passes.len(), 2, "{:?}", p.passes);
+        let (main, shots) = (&p.passes[0], &p.passes[1]);
+        assert_eq!(
+            after(main, "-map"),
+            vec!["[v]", "0:3"],
+            "no screenshot branch"
+        );
+        assert!(
+            has(shots, "-i", "file:/out/enc.mp4"),
+            "reads the output: {shots:?}"
+        );
+        assert!(shots.contains(&"file:/out/enc_%d.jpg".to_string()));
+        let graph = after(shots, "-filter_complex")[0];
+        assert!(
+            graph.starts_with("[0:0]") && graph.contains("fps=fps=7/3600.000000"),
+            "{graph}"
+        );
+        assert_eq!(p.screenshot_count, 7);
     }
 
     #[test]
