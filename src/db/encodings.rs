@@ -144,12 +144,6 @@ impl Db {
         Ok((list, total))
     }
 
-    pub async fn update_encoding(&self, e: &Encoding) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        update_encoding_tx(&mut tx, e).await?;
-        tx.commit().await
-    }
-
     /// Adds an encoding to an existing video; queues it when the video is ready.
     pub async fn add_encoding(
         &self,

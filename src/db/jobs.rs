@@ -197,19 +197,6 @@ impl Db {
         Ok(())
     }
 
-    /// Stops the jobs of an encoding (queued or running).
-    pub async fn cancel_jobs_of_encoding(&self, encoding_id: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', updated_at = $2 \
-             WHERE encoding_id = $1 AND state IN ('queued', 'running')",
-        )
-        .bind(encoding_id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Hands every job `owner` holds back to the queue (a worker shutting
     /// down); returns how many.
     pub async fn release_jobs(&self, owner: &str) -> Result<u64, DbError> {
@@ -224,14 +211,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
-    }
-
-    /// Number of jobs waiting to run.
-    pub async fn queued_jobs(&self) -> Result<i64, DbError> {
-        sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")
     }
 }
 

@@ -120,13 +120,6 @@ impl Db {
         Ok(())
     }
 
-    /// Saves the probe results (and status) of a video.
-    pub async fn update_video(&self, v: &Video) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        update_video_tx(&mut tx, v).await?;
-        tx.commit().await
-    }
-
     /// Removes a video and everything that hangs off it.
     pub async fn delete_video(&self, id: &str) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;

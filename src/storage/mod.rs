@@ -146,6 +146,22 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
     }
 }
 
+/// A local file holding the object: the backend's own file when it has one,
+/// else a copy downloaded to `dest`. `NotFound` when the object is missing.
+pub async fn readable_file(
+    storage: &dyn Storage,
+    key: &str,
+    dest: &Path,
+) -> Result<PathBuf, StorageError> {
+    match storage.local_path(key) {
+        Some(p) if p.exists() => Ok(p),
+        Some(_) => Err(StorageError::NotFound(key.to_string())),
+        None => download_to(storage, key, dest)
+            .await
+            .map(|_| dest.to_path_buf()),
+    }
+}
+
 /// Copies an object into a local file (for backends without `local_path`).
 pub async fn download_to(
     storage: &dyn Storage,

@@ -187,25 +187,15 @@ async fn load<'a>(
 
     // The original, as a local file.
     let key = video.original_key();
-    let input = match store.local_path(&key).filter(|p| p.exists()) {
-        Some(p) => p,
-        None if store.local_path(&key).is_some() => {
+    let dest = scratch.join(format!("original{}", video.extname));
+    let input = match storage::readable_file(store.as_ref(), &key, &dest).await {
+        Ok(p) => p,
+        Err(storage::StorageError::NotFound(_)) => {
             let msg = format!("the original {key} is missing from storage");
             fail(app, job, enc, ErrorClass::FileNotFound, msg, None).await?;
             return Ok(None);
         }
-        None => {
-            let dest = scratch.join(format!("original{}", video.extname));
-            match storage::download_to(store.as_ref(), &key, &dest).await {
-                Ok(_) => dest,
-                Err(storage::StorageError::NotFound(_)) => {
-                    let msg = format!("the original {key} is missing from storage");
-                    fail(app, job, enc, ErrorClass::FileNotFound, msg, None).await?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(Transient::storage(e)),
-            }
-        }
+        Err(e) => return Err(Transient::storage(e)),
     };
     let work = EncodeJob {
         app,

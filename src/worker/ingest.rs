@@ -38,79 +38,51 @@ pub async fn run(
     let store = app.storage(&cloud);
     let key = video.original_key();
 
-    let local = match &video.source_url {
-        Some(url) => {
-            let dest = scratch.join("original");
-            let limit = app
-                .db
-                .account_limit(&cloud.account_id)
-                .await?
-                .unwrap_or(app.config.limits.max_upload_bytes);
-            let timeout = Duration::from_secs(app.config.limits.download_timeout_secs);
-            let allow = app.config.fetch.allow_private_networks;
-            match fetch::download(url, &dest, limit, timeout, allow).await {
-                Ok(size) => video.file_size = Some(size as i64),
-                Err(FetchError::Io(e)) => return Err(Transient::other(e)),
-                Err(e) => {
-                    return fail(
-                        app,
-                        job,
-                        &cloud.priority,
-                        video,
-                        ErrorClass::DownloadFailed,
-                        e.to_string(),
-                    )
-                    .await;
-                }
-            }
-            store
-                .put_file(&key, &dest)
-                .await
-                .map_err(Transient::storage)?;
-            match store.local_path(&key) {
-                Some(p) => p,
-                None => {
-                    storage::download_to(store.as_ref(), &key, &dest)
-                        .await
-                        .map_err(Transient::storage)?;
-                    dest
-                }
-            }
-        }
-        None => match store.local_path(&key) {
-            Some(p) if p.exists() => p,
-            Some(_) => {
-                let msg = format!("the original {key} is missing from storage");
+    let dest = scratch.join("original");
+    if let Some(url) = &video.source_url {
+        let limit = app
+            .db
+            .account_limit(&cloud.account_id)
+            .await?
+            .unwrap_or(app.config.limits.max_upload_bytes);
+        let timeout = Duration::from_secs(app.config.limits.download_timeout_secs);
+        let allow = app.config.fetch.allow_private_networks;
+        match fetch::download(url, &dest, limit, timeout, allow).await {
+            Ok(size) => video.file_size = Some(size as i64),
+            Err(FetchError::Io(e)) => return Err(Transient::other(e)),
+            Err(e) => {
                 return fail(
                     app,
                     job,
                     &cloud.priority,
                     video,
-                    ErrorClass::FileNotFound,
-                    msg,
+                    ErrorClass::DownloadFailed,
+                    e.to_string(),
                 )
                 .await;
             }
-            None => {
-                let dest = scratch.join("original");
-                match storage::download_to(store.as_ref(), &key, &dest).await {
-                    Ok(_) => dest,
-                    Err(StorageError::NotFound(_)) => {
-                        let msg = format!("the original {key} is missing from storage");
-                        return fail(
-                            app,
-                            job,
-                            &cloud.priority,
-                            video,
-                            ErrorClass::FileNotFound,
-                            msg,
-                        )
-                        .await;
-                    }
-                    Err(e) => return Err(Transient::storage(e)),
-                }
-            }
-        },
+        }
+        store
+            .put_file(&key, &dest)
+            .await
+            .map_err(Transient::storage)?;
+    }
+    // The original as a local file (a download only for remote backends).
+    let local = match storage::readable_file(store.as_ref(), &key, &dest).await {
+        Ok(p) => p,
+        Err(StorageError::NotFound(_)) => {
+            let msg = format!("the original {key} is missing from storage");
+            return fail(
+                app,
+                job,
+                &cloud.priority,
+                video,
+                ErrorClass::FileNotFound,
+                msg,
+            )
+            .await;
+        }
+        Err(e) => return Err(Transient::storage(e)),
     };
 
     let facts = match probe::probe(&local).await {
